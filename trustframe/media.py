@@ -1,0 +1,391 @@
+"""Media I/O: the one place that reads and writes pixels.
+
+Reading: images with Pillow; video with decord (fast path, MP4/MOV with H.264) and PyAV
+(everything else, and the fallback when decord fails). Every read first *probes* the file's
+declared size, dimensions, frame count and duration and refuses it with `MediaTooLarge` before
+a frame is decoded. Writing: H.264 MP4 (yuv420p) through PyAV, PNG/JPEG/WebP through Pillow,
+always atomically (temp file in the same folder + rename).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from trustframe.errors import CorruptMedia, MediaTooLarge, UnsupportedMedia
+from trustframe.settings import Settings, load_settings
+
+IMAGE_TYPES = {"image/png", "image/jpeg", "image/webp", "image/gif", "image/tiff"}
+VIDEO_TYPES = {"video/mp4", "video/quicktime", "video/x-matroska", "video/webm", "video/x-msvideo"}
+EXTENSIONS = {
+    ".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".webp": "image/webp",
+    ".gif": "image/gif", ".tif": "image/tiff", ".tiff": "image/tiff",
+    ".mp4": "video/mp4", ".m4v": "video/mp4", ".mov": "video/quicktime",
+    ".mkv": "video/x-matroska", ".webm": "video/webm", ".avi": "video/x-msvideo",
+}  # fmt: skip
+
+
+@dataclass
+class Frames:
+    """Decoded pixels: `data` is uint8 (T, H, W, 3) RGB; an image is T == 1.
+
+    `fps` is the playback rate (0 for an image); `indices` are the source frame numbers the
+    frames came from (a sampled read keeps every k-th frame); `total` is the source's frame count.
+    """
+
+    data: np.ndarray
+    fps: float = 0.0
+    source: str | None = None
+    media_type: str | None = None
+    indices: np.ndarray | None = None
+    total: int | None = None
+    meta: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        d = self.data
+        if d.ndim == 3:
+            d = self.data = d[None]
+        if d.ndim != 4 or d.shape[-1] != 3 or d.dtype != np.uint8:
+            raise ValueError(f"Frames.data must be uint8 (T, H, W, 3), got {d.dtype} {d.shape}")
+        if self.indices is None:
+            self.indices = np.arange(len(d))
+        if self.total is None:
+            self.total = len(d)
+
+    def __len__(self) -> int:
+        return self.data.shape[0]
+
+    @property
+    def height(self) -> int:
+        return self.data.shape[1]
+
+    @property
+    def width(self) -> int:
+        return self.data.shape[2]
+
+    @property
+    def is_image(self) -> bool:
+        return self.fps == 0 and len(self) == 1
+
+    def replace(self, data: np.ndarray) -> Frames:
+        """Same metadata, new pixels (e.g. after watermarking)."""
+        return Frames(data, self.fps, self.source, self.media_type, self.indices, self.total,
+                      dict(self.meta))
+
+
+@dataclass(frozen=True)
+class MediaInfo:
+    media_type: str
+    width: int
+    height: int
+    frames: int  # declared frame count (1 for images; estimated from duration if undeclared)
+    fps: float
+    duration_s: float
+    size_bytes: int
+    codec: str | None = None
+
+
+def sniff(path: str | os.PathLike) -> str:
+    """MIME type from the file's magic bytes (not its name); `UnsupportedMedia` if unknown."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64)
+    except IsADirectoryError as e:
+        raise UnsupportedMedia(f"{path.name}: is a directory") from e
+    except OSError as e:
+        raise UnsupportedMedia(f"{path.name}: cannot open: {e.strerror}") from e
+    if not head:
+        raise CorruptMedia(f"{path.name}: empty file (0 bytes)")
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
+        return "video/x-msvideo"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "image/gif"
+    if head[:4] in (b"II*\x00", b"MM\x00*"):
+        return "image/tiff"
+    if head[:4] == b"\x1a\x45\xdf\xa3":
+        return "video/webm" if b"webm" in head else "video/x-matroska"
+    if head[4:8] == b"ftyp":
+        brand = head[8:12]
+        return "video/quicktime" if brand == b"qt  " else "video/mp4"
+    if head[4:8] in (b"moov", b"mdat", b"wide", b"free", b"skip"):
+        return "video/quicktime"
+    raise UnsupportedMedia(f"{path.name}: not an image or video we can read")
+
+
+def _check_limits(info: MediaInfo, name: str, s: Settings) -> None:
+    checks = [
+        (info.size_bytes, s.max_file_bytes, "file size", "bytes"),
+        (info.width, s.max_width, "width", "px"),
+        (info.height, s.max_height, "height", "px"),
+        (info.width * info.height, s.max_pixels, "frame area", "px"),
+        (info.frames, s.max_frames, "frame count", "frames"),
+        (info.duration_s, s.max_duration_s, "duration", "s"),
+    ]
+    for value, limit, what, unit in checks:
+        if value > limit:
+            raise MediaTooLarge(f"{name}: declared {what} {value:g} {unit} exceeds the limit {limit:g}")
+
+
+def probe(path: str | os.PathLike, settings: Settings | None = None) -> MediaInfo:
+    """Read the declared properties without decoding pixels, and enforce the limits."""
+    s = settings or load_settings()
+    path = Path(path)
+    media_type = sniff(path)
+    size = path.stat().st_size
+    if size > s.max_file_bytes:  # before opening any decoder
+        raise MediaTooLarge(f"{path.name}: file size {size} bytes exceeds the limit {s.max_file_bytes}")
+    if media_type in IMAGE_TYPES:
+        info = _probe_image(path, media_type, size)
+    else:
+        info = _probe_video(path, media_type, size)
+    _check_limits(info, path.name, s)
+    return info
+
+
+def _probe_image(path: Path, media_type: str, size: int) -> MediaInfo:
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = None  # our own limits apply, with our own message
+            with Image.open(path) as im:
+                w, h = im.size
+                n = getattr(im, "n_frames", 1)
+    except (OSError, SyntaxError, ValueError) as e:
+        raise CorruptMedia(f"{path.name}: cannot read image header: {e}") from e
+    return MediaInfo(media_type, w, h, n, 0.0, 0.0, size)
+
+
+def _open_av(path: Path):
+    import av
+
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except (av.error.FFmpegError, UnicodeDecodeError, ValueError) as e:
+        raise CorruptMedia(f"{path.name}: cannot open video container: {e}") from e
+
+
+def _probe_video(path: Path, media_type: str, size: int) -> MediaInfo:
+    with _open_av(path) as c:
+        if not c.streams.video:
+            raise UnsupportedMedia(f"{path.name}: container has no video stream")
+        st = c.streams.video[0]
+        w, h = st.codec_context.width, st.codec_context.height
+        fps = float(st.average_rate or st.guessed_rate or 0) or 0.0
+        if st.duration is not None and st.time_base is not None:
+            duration = float(st.duration * st.time_base)
+        elif c.duration is not None:
+            duration = c.duration / 1_000_000
+        else:
+            duration = 0.0
+        frames = st.frames or round(duration * fps)
+        codec = st.codec_context.name
+    if w <= 0 or h <= 0:
+        raise CorruptMedia(f"{path.name}: video stream declares no frame size")
+    return MediaInfo(media_type, w, h, int(frames), fps, duration, size, codec)
+
+
+def read(path: str | os.PathLike, max_frames: int | None = None,
+         settings: Settings | None = None) -> Frames:
+    """Decode an image or video into `Frames`. With `max_frames`, a video is sampled evenly.
+
+    Raises `UnsupportedMedia`, `CorruptMedia` or `MediaTooLarge`; never returns empty frames.
+    """
+    s = settings or load_settings()
+    path = Path(path)
+    info = probe(path, s)
+    if info.media_type in IMAGE_TYPES:
+        return _read_image(path, info)
+    frames = None
+    if info.media_type in ("video/mp4", "video/quicktime") and info.codec in ("h264", "hevc"):
+        frames = _read_video_decord(path, info, max_frames)
+    if frames is None:
+        frames = _read_video_av(path, info, max_frames, s)
+    return frames
+
+
+def _read_image(path: Path, info: MediaInfo) -> Frames:
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            arr = np.asarray(im.convert("RGB"))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise CorruptMedia(f"{path.name}: cannot decode image: {e}") from e
+    return Frames(arr.copy(), 0.0, str(path), info.media_type)
+
+
+def _sample(total: int, max_frames: int | None) -> np.ndarray:
+    if max_frames is None or total <= max_frames:
+        return np.arange(total)
+    return np.unique(np.linspace(0, total - 1, max_frames).round().astype(int))
+
+
+def _read_video_decord(path: Path, info: MediaInfo, max_frames: int | None) -> Frames | None:
+    """decord's fast path; None if decord cannot read this file (PyAV then tries)."""
+    try:
+        import decord
+
+        vr = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
+        total = len(vr)
+        if total == 0:
+            return None
+        idx = _sample(total, max_frames)
+        data = vr.get_batch(list(idx)).asnumpy()
+        fps = float(vr.get_avg_fps())
+    except Exception:  # decord raises its own DECORDError and RuntimeErrors; PyAV will report
+        return None
+    if data.ndim != 4 or data.shape[0] == 0:
+        return None
+    return Frames(np.ascontiguousarray(data), fps or info.fps, str(path), info.media_type, idx, total)
+
+
+def _read_video_av(path: Path, info: MediaInfo, max_frames: int | None, s: Settings) -> Frames:
+    import av
+
+    out: list[np.ndarray] = []
+    count = 0
+    keep_every = 1
+    if max_frames and info.frames > max_frames:
+        keep_every = max(1, info.frames // max_frames)
+    try:
+        with _open_av(path) as c:
+            st = c.streams.video[0]
+            st.thread_type = "AUTO"
+            for frame in c.decode(st):
+                if frame.width * frame.height > s.max_pixels or frame.width > s.max_width \
+                        or frame.height > s.max_height:
+                    raise MediaTooLarge(f"{path.name}: a frame is {frame.width}x{frame.height}, "
+                                        "over the limits")
+                if count % keep_every == 0 and (not max_frames or len(out) < max_frames):
+                    out.append(frame.to_ndarray(format="rgb24"))
+                count += 1
+                if count > s.max_frames:
+                    raise MediaTooLarge(f"{path.name}: more than {s.max_frames} frames")
+    except av.error.FFmpegError as e:
+        if not out:
+            raise CorruptMedia(f"{path.name}: cannot decode video: {e}") from e
+        # a truncated file: keep the frames that decoded, and say so
+    if not out:
+        raise CorruptMedia(f"{path.name}: no decodable video frames")
+    shapes = {a.shape for a in out}
+    if len(shapes) > 1:  # resolution changes mid-stream: keep the first resolution
+        out = [a for a in out if a.shape == out[0].shape]
+    idx = np.arange(0, count, keep_every)[: len(out)]
+    return Frames(np.stack(out), info.fps, str(path), info.media_type, idx, count)
+
+
+@contextlib.contextmanager
+def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside `final`; rename it onto `final` only if the block succeeds.
+
+    An interrupted or failing write never leaves a partial file under the final name, and the
+    temporary file is removed whatever happens.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=final.suffix + ".part",
+                               dir=final.parent)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write(frames: Frames | np.ndarray, path: str | os.PathLike, *, fps: float | None = None,
+          crf: int = 18, quality: int = 95) -> Path:
+    """Write frames atomically: a video container for `.mp4/.mov/.mkv`, else one image.
+
+    Video is H.264 yuv420p at constant quality `crf` (dimensions padded to even); images use
+    Pillow with JPEG/WebP `quality`.
+    """
+    if isinstance(frames, np.ndarray):
+        frames = Frames(frames, fps or 0.0)
+    path = Path(path)
+    kind = EXTENSIONS.get(path.suffix.lower())
+    if kind is None:
+        raise UnsupportedMedia(f"{path.name}: unknown output extension {path.suffix!r}")
+    with atomic_path(path) as tmp:
+        if kind in VIDEO_TYPES:
+            encode_video(frames.data, tmp, fps=fps or frames.fps or 24.0, crf=crf,
+                         container=path.suffix.lower().lstrip("."))
+        else:
+            if len(frames) != 1:
+                raise UnsupportedMedia(f"{path.name}: an image file holds one frame, got {len(frames)}")
+            _encode_image(frames.data[0], tmp, kind, quality)
+    return path
+
+
+def _encode_image(rgb: np.ndarray, path: Path, kind: str, quality: int) -> None:
+    from PIL import Image
+
+    fmt = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF",
+           "image/tiff": "TIFF"}[kind]
+    opts = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    Image.fromarray(rgb).save(path, format=fmt, **opts)
+
+
+def encode_video(data: np.ndarray, path: str | os.PathLike, *, fps: float = 24.0, crf: int = 18,
+                 codec: str = "libx264", container: str = "mp4", preset: str = "medium") -> None:
+    """Encode uint8 (T, H, W, 3) RGB as `codec` (libx264 / libx265) yuv420p at quality `crf`."""
+    import av
+
+    t, h, w, _ = data.shape
+    ph, pw = h + h % 2, w + w % 2  # yuv420p needs even dimensions
+    if (ph, pw) != (h, w):
+        data = np.pad(data, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w", format="mov" if container == "mov" else container) as c:
+        st = c.add_stream(codec, rate=rate)
+        st.width, st.height, st.pix_fmt = pw, ph, "yuv420p"
+        opts = {"crf": str(crf), "preset": preset}
+        if codec == "libx265":
+            opts["x265-params"] = "log-level=error"
+        st.options = opts
+        st.codec_context.thread_count = 2
+        for frame in data:
+            for packet in st.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+                c.mux(packet)
+        for packet in st.encode():
+            c.mux(packet)
+
+
+@contextlib.contextmanager
+def as_path(source, suffix: str = "") -> Iterator[Path]:
+    """A filesystem path for a path, bytes, or binary stream; spooled copies are deleted after."""
+    if isinstance(source, str | os.PathLike):
+        yield Path(source)
+        return
+    fd, tmp = tempfile.mkstemp(prefix="trustframe-", suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            if isinstance(source, bytes | bytearray | memoryview):
+                f.write(source)
+            elif hasattr(source, "read"):
+                while chunk := source.read(1 << 20):
+                    f.write(chunk)
+            else:
+                raise TypeError(f"expected a path, bytes or a binary stream, got {type(source).__name__}")
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,60 @@
+"""Shipped weights: safetensors + a JSON model card, loaded without unpickling.
+
+Each component keeps its presets in `<component>/weights/<name>.safetensors` beside
+`<name>.json` (the card: config, the exact training command, data, commit, metrics).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from trustframe.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    name: str
+    card: dict  # the model card; card["config"] holds the constructor arguments
+    state_dict: dict  # name -> torch.Tensor
+    path: Path
+
+    @property
+    def card_sha256(self) -> str:
+        """SHA-256 of the card file's bytes (the generator's manifest cites it)."""
+        return hashlib.sha256(self.path.with_suffix(".json").read_bytes()).hexdigest()
+
+
+def weights_dir(component: str) -> Path:
+    """`trustframe.<component>`'s shipped weights folder."""
+    return Path(str(resources.files(f"trustframe.{component}") / "weights"))
+
+
+def presets(component: str) -> list[str]:
+    d = weights_dir(component)
+    return sorted(p.stem for p in d.glob("*.json")) if d.is_dir() else []
+
+
+def load_checkpoint(component: str, name: str) -> Checkpoint:
+    """Load preset `name` of `component` (safetensors; never pickle)."""
+    from safetensors.torch import load_file
+
+    d = weights_dir(component)
+    card_path, tensors = d / f"{name}.json", d / f"{name}.safetensors"
+    if not card_path.is_file() or not tensors.is_file():
+        have = ", ".join(presets(component)) or "none"
+        raise ConfigError(f"no {component} preset {name!r} (shipped: {have})")
+    return Checkpoint(name, json.loads(card_path.read_text()), load_file(str(tensors)), tensors)
+
+
+def save_checkpoint(path: Path, state_dict: dict, card: dict) -> None:
+    """Write `<path>.safetensors` and `<path>.json` (the model card)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in state_dict.items()}, str(path.with_suffix(".safetensors")))
+    path.with_suffix(".json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
