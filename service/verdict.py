@@ -1,0 +1,127 @@
+"""The `Verdict`: one versioned JSON document per audited file (schema "trustframe.verdict/1").
+
+The rule that turns signals into a label lives in `decide_label` and is documented in the
+README ("How a label is decided"). Fields may be added within version 1; none is removed or
+changes meaning without bumping the schema version.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA = "trustframe.verdict/1"
+Label = Literal["ai-generated", "likely-ai-generated", "tampered", "no-evidence", "error"]
+LABELS: tuple[str, ...] = Label.__args__
+
+
+class ProvenanceSection(BaseModel):
+    present: bool = Field(description="a C2PA manifest was found in the file (or recovered)")
+    state: Literal["trusted", "valid", "invalid"] | None = Field(
+        None, description="trusted: valid and signer chains to a trust anchor; valid: signature "
+        "and hashes fine, signer untrusted; invalid: a check failed (see failures)")
+    ai_generated: bool | None = Field(None, description="the manifest declares a generative-AI "
+                                      "digitalSourceType")
+    signer: str | None = None
+    issuer: str | None = None
+    failures: list[str] = Field(default_factory=list, description="C2PA validation failure codes")
+    manifest_id: str | None = None
+    recovered: bool = Field(False, description="manifest found in the repository through the "
+                            "watermark because the file carried none")
+    digital_source_types: list[str] = Field(default_factory=list)
+    actions: list[str] = Field(default_factory=list)
+    ingredients: list[dict] = Field(default_factory=list)
+    soft_bindings: list[dict] = Field(default_factory=list)
+    remote_url: str | None = Field(None, description="remote manifest URL the file points to; "
+                                   "reported, never fetched")
+
+
+class WatermarkSection(BaseModel):
+    detected: bool
+    p_value: float = Field(description="one-sided binomial test: P(this many matching bits | no "
+                           "watermark)")
+    payload: str | None = Field(None, description="decoded payload, hex, when error correction "
+                                "succeeded")
+    alg: str
+
+
+class DetectorSection(BaseModel):
+    score: float = Field(description="calibrated P(AI-generated)")
+    model: str
+
+
+class ErrorSection(BaseModel):
+    code: str
+    message: str
+
+
+class Verdict(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    schema_: str = Field(SCHEMA, alias="schema", serialization_alias="schema")
+    file: str
+    media_type: str | None = None
+    sha256: str | None = None
+    label: Label
+    reasons: list[str] = Field(default_factory=list)
+    provenance: ProvenanceSection | None = None
+    watermark: WatermarkSection | None = None
+    detector: DetectorSection | None = None
+    error: ErrorSection | None = None
+
+    def to_json(self, **kw) -> str:
+        return self.model_dump_json(by_alias=True, **kw)
+
+    def to_dict(self) -> dict:
+        return self.model_dump(by_alias=True, mode="json")
+
+
+def decide_label(p: ProvenanceSection | None, wm: WatermarkSection | None,
+                 det: DetectorSection | None, detector_threshold: float = 0.9
+                 ) -> tuple[str, list[str]]:
+    """Signals -> (label, reasons). First matching rule wins:
+
+    1. tampered: an embedded manifest fails validation (hash mismatch, bad signature, malformed).
+    2. ai-generated: a trusted manifest (embedded, or recovered through the watermark) declares
+       generative AI.
+    3. likely-ai-generated: a valid but untrusted manifest declares AI; or our watermark is
+       detected without a trusted AI manifest; or the detector's calibrated P(AI) is at least
+       `detector_threshold`.
+    4. no-evidence: none of the above (credentials declaring a camera capture land here too:
+       they are evidence of provenance, not of AI).
+    """
+    reasons: list[str] = []
+    if p is not None and p.present:
+        where = "recovered from the repository through the watermark" if p.recovered else "embedded"
+        if p.state == "invalid":
+            codes = ", ".join(p.failures) or "unknown failure"
+            reasons.append(f"C2PA manifest ({where}) fails validation: {codes}")
+        else:
+            by = f" signed by {p.signer!r}" if p.signer else ""
+            kinds = ", ".join(p.digital_source_types) or "no digitalSourceType"
+            reasons.append(f"C2PA manifest ({where}) is {p.state}{by}; declares {kinds}")
+        if p.remote_url:
+            reasons.append(f"manifest points to a remote URL (not fetched): {p.remote_url}")
+    if wm is not None:
+        if wm.detected:
+            tail = f", payload {wm.payload}" if wm.payload else ", payload not decodable"
+            reasons.append(f"TrustFrame watermark detected (p = {wm.p_value:.2e}{tail})")
+        else:
+            reasons.append(f"no TrustFrame watermark (p = {wm.p_value:.2g})")
+    if det is not None:
+        reasons.append(f"detector P(AI-generated) = {det.score:.2f} ({det.model})")
+
+    if p is not None and p.present and p.state == "invalid" and not p.recovered:
+        return "tampered", reasons
+    if p is not None and p.present and p.state == "trusted" and p.ai_generated:
+        return "ai-generated", reasons
+    if p is not None and p.present and p.state == "valid" and p.ai_generated:
+        return "likely-ai-generated", reasons
+    if wm is not None and wm.detected:
+        return "likely-ai-generated", reasons
+    if det is not None and det.score >= detector_threshold:
+        return "likely-ai-generated", reasons
+    if not reasons:
+        reasons.append("no Content Credentials, watermark or detector evidence")
+    return "no-evidence", reasons
