@@ -371,14 +371,24 @@ def encode_video(data: np.ndarray, path: str | os.PathLike, *, fps: float = 24.0
 
 
 @contextlib.contextmanager
+def scratch_path(suffix: str = "", dir: str | os.PathLike | None = None) -> Iterator[Path]:
+    """A fresh temporary file path (created empty), deleted when the block ends, whatever happens."""
+    fd, tmp = tempfile.mkstemp(prefix=".trustframe-", suffix=suffix, dir=dir)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
 def as_path(source, suffix: str = "") -> Iterator[Path]:
     """A filesystem path for a path, bytes, or binary stream; spooled copies are deleted after."""
     if isinstance(source, str | os.PathLike):
         yield Path(source)
         return
-    fd, tmp = tempfile.mkstemp(prefix="trustframe-", suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with scratch_path(suffix) as tmp:
+        with open(tmp, "wb") as f:
             if isinstance(source, bytes | bytearray | memoryview):
                 f.write(source)
             elif hasattr(source, "read"):
@@ -386,6 +396,4 @@ def as_path(source, suffix: str = "") -> Iterator[Path]:
                     f.write(chunk)
             else:
                 raise TypeError(f"expected a path, bytes or a binary stream, got {type(source).__name__}")
-        yield Path(tmp)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+        yield tmp
