@@ -36,7 +36,9 @@ def _name(cn: str) -> x509.Name:
 
 
 def _new_key(alg: str):
-    return ed25519.Ed25519PrivateKey.generate() if alg == "ed25519" else ec.generate_private_key(ec.SECP256R1())
+    if alg == "ed25519":
+        return ed25519.Ed25519PrivateKey.generate()
+    return ec.generate_private_key(ec.SECP256R1())
 
 
 def _cert(subject: str, key, issuer_cert, issuer_key, *, ca: bool, path_len: int | None,

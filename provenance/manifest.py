@@ -88,6 +88,7 @@ def c2pa_context(settings: Settings):
     those and does not follow them.
     """
     import c2pa
+
     from trustframe.provenance.keys import trust_anchors_pem
 
     config = {

@@ -7,7 +7,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from trustframe.provenance.manifest import AI_SOURCE_TYPES, b64_to_hex, c2pa_context
-
 from trustframe.settings import Settings, load_settings
 
 STATES = ("trusted", "valid", "invalid")

@@ -8,12 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from trustframe import media
+from trustframe.errors import ConfigError, SigningError, UnsupportedMedia
 from trustframe.provenance.keys import ensure_keys, signer_alg, signer_files
 from trustframe.provenance.manifest import build_manifest, c2pa_context
 from trustframe.provenance.repository import ManifestRepository
-
-from trustframe import media
-from trustframe.errors import ConfigError, SigningError, UnsupportedMedia
 from trustframe.settings import Settings, load_settings
 
 # MIME types c2pa-python signs that we also read pixels from.

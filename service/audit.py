@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
+from trustframe import media
+from trustframe.errors import TrustFrameError
 from trustframe.provenance.reading import ProvenanceResult, read_manifest_store, read_provenance
 from trustframe.provenance.repository import ManifestRepository, open_repository
 from trustframe.service.verdict import (
@@ -24,9 +26,6 @@ from trustframe.service.verdict import (
     WatermarkSection,
     decide_label,
 )
-
-from trustframe import media
-from trustframe.errors import TrustFrameError
 from trustframe.settings import Settings, load_settings
 
 # Hash bindings cannot match a re-encoded copy: a manifest recovered through a soft binding is

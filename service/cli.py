@@ -16,6 +16,7 @@ from trustframe.settings import load_settings
 
 keys_app = typer.Typer(help="Create or inspect the signing chain and the watermark key.",
                        no_args_is_help=True)
+# fmt: off
 LABEL_STYLE = {"ai-generated": "bold red", "likely-ai-generated": "red", "tampered": "bold magenta",
                "no-evidence": "green", "error": "yellow"}
 
@@ -66,7 +67,7 @@ def sign(
     src: Path = typer.Argument(..., help="Image or video to sign (PNG, JPEG, WebP, MP4, MOV)."),
     output: Path = typer.Option(..., "-o", "--output", help="Signed file to write."),
     source: str = typer.Option("trainedAlgorithmicMedia", help="IPTC digitalSourceType, e.g. "
-                               "trainedAlgorithmicMedia, digitalCapture, compositeWithTrainedAlgorithmicMedia."),
+                               "trainedAlgorithmicMedia, digitalCapture, compositeWithTrainedAlgorithmicMedia."),  # noqa: E501
     ingredient: Path | None = typer.Option(None, help="A file this one was derived from."),
     watermark: bool = typer.Option(False, "--watermark", help="Embed the invisible watermark first "
                                    "and bind it to the manifest (soft binding, stored in the repository)."),
