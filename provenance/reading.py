@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -83,12 +84,16 @@ def read_manifest_store(store: bytes, mime: str, asset: str | Path | None = None
 
 
 def _unreadable(e: Exception) -> ProvenanceResult:
-    """A manifest is there (JUMBF found) but cannot be parsed: that is an invalid credential."""
+    """JUMBF was found but no manifest could be validated from it.
+
+    A manifest that lives at a remote URL is reported (state None, `remote_url` set) and never
+    fetched; anything else is a malformed credential and therefore invalid.
+    """
     msg = str(e).splitlines()[0][:300]
-    remote = "remote" in msg.lower()
-    code = "manifest.inaccessible" if remote else "manifest.malformed"
-    return ProvenanceResult(present=True, state="invalid", failures=[code], error=msg,
-                            remote_url=None)
+    url = re.search(r"remote manifests? from url (\S+)", msg, re.IGNORECASE)
+    if url:
+        return ProvenanceResult(present=True, state=None, remote_url=url.group(1), error=msg)
+    return ProvenanceResult(present=True, state="invalid", failures=["manifest.malformed"], error=msg)
 
 
 def _result(reader) -> ProvenanceResult:

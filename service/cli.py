@@ -16,7 +16,6 @@ from trustframe.settings import load_settings
 
 keys_app = typer.Typer(help="Create or inspect the signing chain and the watermark key.",
                        no_args_is_help=True)
-# fmt: off
 LABEL_STYLE = {"ai-generated": "bold red", "likely-ai-generated": "red", "tampered": "bold magenta",
                "no-evidence": "green", "error": "yellow"}
 

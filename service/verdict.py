@@ -94,14 +94,16 @@ def decide_label(p: ProvenanceSection | None, wm: WatermarkSection | None,
     reasons: list[str] = []
     if p is not None and p.present:
         where = "recovered from the repository through the watermark" if p.recovered else "embedded"
-        if p.state == "invalid":
+        if p.state is None:
+            reasons.append(f"C2PA manifest is stored remotely at {p.remote_url} (not fetched)")
+        elif p.state == "invalid":
             codes = ", ".join(p.failures) or "unknown failure"
             reasons.append(f"C2PA manifest ({where}) fails validation: {codes}")
         else:
             by = f" signed by {p.signer!r}" if p.signer else ""
             kinds = ", ".join(p.digital_source_types) or "no digitalSourceType"
             reasons.append(f"C2PA manifest ({where}) is {p.state}{by}; declares {kinds}")
-        if p.remote_url:
+        if p.remote_url and p.state is not None:
             reasons.append(f"manifest points to a remote URL (not fetched): {p.remote_url}")
     if wm is not None:
         if wm.detected:
