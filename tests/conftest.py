@@ -1,0 +1,68 @@
+"""Shared fixtures: a private data directory per test and small media made on the fly."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from trustframe import media
+from trustframe.settings import load_settings
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh TRUSTFRAME_HOME with the local key chain; returns its Settings."""
+    from trustframe.provenance.keys import init_keys
+
+    d = tmp_path / "home"
+    monkeypatch.setenv("TRUSTFRAME_HOME", str(d))
+    s = load_settings()
+    init_keys(s)
+    return s
+
+
+def scene(frames: int = 8, height: int = 64, width: int = 96, seed: int = 0) -> np.ndarray:
+    """A smooth textured scene with a moving square, uint8 (T, H, W, 3)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
+                     (x + y) * 127 // max(width + height - 2, 1)], -1).astype(np.float32)
+    out = np.empty((frames, height, width, 3), np.uint8)
+    for t in range(frames):
+        img = base + rng.normal(0, 4, base.shape)
+        x0 = (4 + 5 * t) % (width - 16)
+        img[16:32, x0:x0 + 16] = (250, 40, 40)
+        out[t] = np.clip(img, 0, 255).astype(np.uint8)
+    return out
+
+
+@pytest.fixture
+def media_files(tmp_path):
+    """Unsigned sample files: png, jpg, webp (images) and mp4, mov (16-frame H.264 clips)."""
+    d = tmp_path / "media"
+    files = {}
+    for ext in ("png", "jpg", "webp"):
+        files[ext] = media.write(scene(1), d / f"sample.{ext}")
+    for ext in ("mp4", "mov"):
+        files[ext] = media.write(media.Frames(scene(16), fps=24.0), d / f"sample.{ext}")
+    return files
+
+
+@pytest.fixture
+def run_cli(capsys, monkeypatch):
+    """Run the real console entry point; returns (exit code, stdout, stderr)."""
+    from trustframe.cli import main
+
+    def run(*args: str):
+        monkeypatch.setattr(sys, "argv", ["trustframe", *args])
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
