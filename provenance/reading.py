@@ -84,15 +84,18 @@ def read_manifest_store(store: bytes, mime: str, asset: str | Path | None = None
 
 
 def _unreadable(e: Exception) -> ProvenanceResult:
-    """JUMBF was found but no manifest could be validated from it.
+    """c2pa could not produce a manifest to validate.
 
     A manifest that lives at a remote URL is reported (state None, `remote_url` set) and never
-    fetched; anything else is a malformed credential and therefore invalid.
+    fetched; a container c2pa cannot parse has no readable manifest; anything else is a
+    malformed credential and therefore invalid.
     """
     msg = str(e).splitlines()[0][:300]
     url = re.search(r"remote manifests? from url (\S+)", msg, re.IGNORECASE)
     if url:
         return ProvenanceResult(present=True, state=None, remote_url=url.group(1), error=msg)
+    if "asset could not be parsed" in msg or msg.startswith("NotSupported"):
+        return ProvenanceResult(present=False, error=msg)  # the container itself is broken
     return ProvenanceResult(present=True, state="invalid", failures=["manifest.malformed"], error=msg)
 
 
