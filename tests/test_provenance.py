@@ -150,8 +150,8 @@ def test_repository_round_trip_and_unique_payloads(tmp_path):
 
 def test_repository_failed_write_is_rolled_back_and_threads_share_it(tmp_path):
     repo = SQLiteRepository(tmp_path / "m.db")
-    with pytest.raises(Exception):
-        repo.store("urn:c2pa:x", b"s", "image/png", [(ALG, None)])  # NULL value violates schema
+    with pytest.raises(AttributeError):
+        repo.store("urn:c2pa:x", b"s", "image/png", [(ALG, None)])  # fails after the first insert
     assert repo.get("urn:c2pa:x") is None
 
     def work(i):
