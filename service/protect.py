@@ -1,4 +1,4 @@
-"""Watermark + sign + register: what `trustframe sign --watermark` and the generator's write step do.
+"""Watermark, write, sign, register: what `trustframe sign --watermark` and the generator do.
 
 The payload is allocated from the manifest repository, embedded as the invisible watermark,
 carried in the manifest's `c2pa.soft-binding` assertion, and the signed manifest is stored
@@ -16,19 +16,24 @@ from trustframe.provenance.signing import SignResult, sign_file
 from trustframe.settings import Settings, load_settings
 
 
-def protect_frames(frames: media.Frames, dst: str | Path, *, source_type: str,
-                   payload: str | None = None, title: str | None = None,
-                   ingredient: str | Path | None = None, software_agent: dict | None = None,
-                   extra_assertions: list[dict] = (), settings: Settings | None = None,
-                   repository: ManifestRepository | None = None) -> SignResult:
-    """Embed the watermark in `frames`, write them to `dst`, sign, and register the manifest."""
-    from trustframe.watermark import ALG, embed
+def embed_watermark(frames: media.Frames, payload: str, settings: Settings) -> media.Frames:
+    """`frames` carrying `payload` (hex) under this data directory's watermark key."""
+    from trustframe.watermark import embed
 
-    s = settings or load_settings()
-    ensure_keys(s)
-    repo = repository or open_repository(s)
-    payload = payload or repo.allocate_payload(ALG)
-    marked = embed(frames, payload=payload, key=watermark_key(s)).frames
+    ensure_keys(settings)
+    return embed(frames, payload=payload, key=watermark_key(settings)).frames
+
+
+def write_and_sign(marked: media.Frames, dst: str | Path, payload: str, *, source_type: str,
+                   settings: Settings, repository: ManifestRepository, title: str | None = None,
+                   ingredient: str | Path | None = None, software_agent: dict | None = None,
+                   extra_assertions: list[dict] = ()) -> SignResult:
+    """Encode watermarked frames, sign them with the payload as soft binding, register the manifest.
+
+    Nothing appears under `dst` unless every step succeeded; the unsigned file is always removed.
+    """
+    from trustframe.watermark import ALG
+
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with media.scratch_path(suffix=dst.suffix, dir=dst.parent) as unsigned:
@@ -36,13 +41,27 @@ def protect_frames(frames: media.Frames, dst: str | Path, *, source_type: str,
         return sign_file(unsigned, dst, source_type=source_type, title=title or dst.name,
                          ingredient=ingredient, soft_binding=(ALG, payload),
                          software_agent=software_agent, extra_assertions=extra_assertions,
-                         settings=s, repository=repo)
+                         settings=settings, repository=repository)
+
+
+def protect_frames(frames: media.Frames, dst: str | Path, *, source_type: str,
+                   payload: str | None = None, settings: Settings | None = None,
+                   repository: ManifestRepository | None = None, **sign_kwargs) -> SignResult:
+    """Allocate a payload, embed it, write `dst`, sign and register."""
+    from trustframe.watermark import ALG
+
+    s = settings or load_settings()
+    repo = repository or open_repository(s)
+    payload = payload or repo.allocate_payload(ALG)
+    marked = embed_watermark(frames, payload, s)
+    return write_and_sign(marked, dst, payload, source_type=source_type, settings=s, repository=repo,
+                          **sign_kwargs)
 
 
 def protect_file(src: str | Path, dst: str | Path, *, source_type: str, payload: str | None = None,
-                 settings: Settings | None = None, **kwargs) -> SignResult:
+                 settings: Settings | None = None, **sign_kwargs) -> SignResult:
     """`protect_frames` on every frame of `src`, citing `src` as the ingredient."""
     s = settings or load_settings()
     frames = media.read(src, settings=s)
-    return protect_frames(frames, dst, source_type=source_type, payload=payload,
-                          ingredient=src, settings=s, **kwargs)
+    return protect_frames(frames, dst, source_type=source_type, payload=payload, ingredient=src,
+                          settings=s, **sign_kwargs)

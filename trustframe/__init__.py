@@ -26,7 +26,7 @@ except PackageNotFoundError:  # running from a source tree without an install
 
 __all__ = [
     "ConfigError", "CorruptMedia", "Frames", "MediaTooLarge", "PolicyRefusal", "TrustFrameError",
-    "UnsupportedMedia", "Verdict", "__version__", "audit", "audit_many", "sign",
+    "UnsupportedMedia", "Verdict", "__version__", "audit", "audit_many", "generate", "sign",
 ]  # fmt: skip
 
 
@@ -49,6 +49,13 @@ def sign(src, dst, **kwargs):
     from trustframe.provenance.signing import sign_file
 
     return sign_file(src, dst, **kwargs)
+
+
+def generate(prompt, output, **kwargs):
+    """Text to a watermarked, C2PA-signed clip (see `trustframe.generator.pipeline.generate`)."""
+    from trustframe.generator.pipeline import generate as _generate
+
+    return _generate(prompt, output, **kwargs)
 
 
 def __getattr__(name):

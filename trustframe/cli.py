@@ -43,6 +43,9 @@ def _mount() -> None:
     from trustframe.service import cli as service_cli
 
     service_cli.register(app)
+    from trustframe.generator.cli import generate
+
+    app.command()(generate)
     try:
         from trustframe.watermark.cli import app as watermark_app
     except ImportError:  # the watermark component is not installed in this build
