@@ -104,3 +104,19 @@ def test_reencoded_copy_loses_its_embedded_credentials(home, signed, tmp_path):
     v = trustframe.audit(copy, settings=home)
     assert v.provenance.present is False and v.watermark is None  # plain signing adds no watermark
     assert v.label == "no-evidence"
+
+
+def test_shipped_json_schema_matches_the_model_and_validates_verdicts(home, signed):
+    import jsonschema_rs
+
+    from trustframe.service.verdict import Verdict
+
+    path = __import__("pathlib").Path(__file__).parents[1] / "service" / "verdict-1.schema.json"
+    shipped = json.loads(path.read_text())
+    model = Verdict.model_json_schema(by_alias=True)
+    assert {k: v for k, v in shipped.items() if k not in ("$id", "title")} == \
+        {k: v for k, v in model.items() if k != "title"}
+    validator = jsonschema_rs.validator_for(shipped)
+    for p in signed.values():
+        validator.validate(trustframe.audit(p, settings=home).to_dict())
+    validator.validate(trustframe.audit(b"junk", settings=home).to_dict())
