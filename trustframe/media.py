@@ -345,9 +345,12 @@ def _encode_image(rgb: np.ndarray, path: Path, kind: str, quality: int) -> None:
     Image.fromarray(rgb).save(path, format=fmt, **opts)
 
 
-def encode_video(data: np.ndarray, path: str | os.PathLike, *, fps: float = 24.0, crf: int = 18,
-                 codec: str = "libx264", container: str = "mp4", preset: str = "medium") -> None:
-    """Encode uint8 (T, H, W, 3) RGB as `codec` (libx264 / libx265) yuv420p at quality `crf`."""
+def encode_video(data: np.ndarray, path, *, fps: float = 24.0, crf: int = 18, codec: str = "libx264",
+                 container: str = "mp4", preset: str = "medium", threads: int = 2) -> None:
+    """Encode uint8 (T, H, W, 3) RGB as `codec` (libx264 / libx265) yuv420p at quality `crf`.
+
+    `path` is a file path or a writable binary stream (e.g. BytesIO, for in-memory codec attacks).
+    """
     import av
 
     t, h, w, _ = data.shape
@@ -355,14 +358,15 @@ def encode_video(data: np.ndarray, path: str | os.PathLike, *, fps: float = 24.0
     if (ph, pw) != (h, w):
         data = np.pad(data, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), "w", format="mov" if container == "mov" else container) as c:
+    target = path if hasattr(path, "write") else str(path)
+    with av.open(target, "w", format="mov" if container == "mov" else container) as c:
         st = c.add_stream(codec, rate=rate)
         st.width, st.height, st.pix_fmt = pw, ph, "yuv420p"
         opts = {"crf": str(crf), "preset": preset}
         if codec == "libx265":
             opts["x265-params"] = "log-level=error"
         st.options = opts
-        st.codec_context.thread_count = 2
+        st.codec_context.thread_count = threads
         for frame in data:
             for packet in st.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
                 c.mux(packet)
