@@ -121,9 +121,13 @@ def init_keys(settings: Settings, alg: str = "es256", force: bool = False) -> Pa
 
 
 def ensure_keys(settings: Settings) -> None:
-    """Create the local keys on first use when the user configured no chain of their own."""
+    """Create the local keys on first use; with the user's own chain, only the watermark key."""
     if settings.signer_cert is None and not (settings.keys_dir / SIGNER_KEY).exists():
         init_keys(settings)
+    elif not (settings.keys_dir / WATERMARK_KEY).exists():
+        settings.keys_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(settings.keys_dir, 0o700)
+        _write_private(settings.keys_dir / WATERMARK_KEY, secrets.token_bytes(32).hex().encode())
 
 
 @dataclass(frozen=True)
@@ -156,15 +160,18 @@ def show_keys(settings: Settings) -> list[CertSummary]:
     return out
 
 
-def signer_files(settings: Settings) -> tuple[Path, Path]:
-    """(PEM chain, PEM private key) that signing uses: the user's own, or the local chain."""
+def signer_files(settings: Settings, need_key: bool = True) -> tuple[Path, Path | None]:
+    """(PEM chain, PEM private key) that signing uses: the user's own, or the local chain.
+
+    With `need_key=False` (a callback signer holds the key elsewhere) the key may be absent.
+    """
     if settings.signer_cert is not None:
-        if settings.signer_key is None:
+        if need_key and settings.signer_key is None:
             raise ConfigError("signer_cert is set but signer_key is not")
-        for p in (settings.signer_cert, settings.signer_key):
-            if not Path(p).is_file():
+        for p in (settings.signer_cert, settings.signer_key if need_key else None):
+            if p is not None and not Path(p).is_file():
                 raise ConfigError(f"configured signing file not found: {p}")
-        return Path(settings.signer_cert), Path(settings.signer_key)
+        return Path(settings.signer_cert), Path(settings.signer_key) if settings.signer_key else None
     d = settings.keys_dir
     if not (d / SIGNER_KEY).exists():
         raise KeysMissing(f"no signing keys in {d}; run `trustframe keys init`")

@@ -36,7 +36,9 @@ def make_signer(settings: Settings, callback: Callable[[bytes], bytes] | None = 
     """
     import c2pa
 
-    chain_path, key_path = signer_files(settings)
+    if callback is None and settings.signer_callback:
+        callback = load_callback(settings.signer_callback)
+    chain_path, key_path = signer_files(settings, need_key=callback is None)
     alg = signer_alg(settings)
     try:
         if callback is not None:

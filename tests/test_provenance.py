@@ -116,6 +116,29 @@ def test_own_pem_chain_and_callback_signer(home, media_files, tmp_path, monkeypa
     assert calls and read_provenance(tmp_path / "b.png", s).state == "trusted"
 
 
+def test_callback_signer_from_config_needs_no_key_file(home, media_files, tmp_path, monkeypatch):
+    """`signer_callback = "module:function"`: the private key never reaches TrustFrame."""
+    module = tmp_path / "my_hsm.py"
+    key_file = str(home.keys_dir / "signer.key")
+    module.write_text(
+        "from cryptography.hazmat.primitives import hashes, serialization\n"
+        "from cryptography.hazmat.primitives.asymmetric import ec\n"
+        f"KEY = serialization.load_pem_private_key(open({key_file!r}, 'rb').read(), None)\n"
+        "def sign(data):\n"
+        "    return KEY.sign(data, ec.ECDSA(hashes.SHA256()))\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("TRUSTFRAME_SIGNER_CERT", str(home.keys_dir / "signer-chain.pem"))
+    monkeypatch.setenv("TRUSTFRAME_SIGNER_CALLBACK", "my_hsm:sign")
+    s = load_settings()
+    assert s.signer_key is None
+    sign_file(media_files["png"], tmp_path / "c.png", settings=s)
+    assert read_provenance(tmp_path / "c.png", s).state == "trusted"
+    monkeypatch.setenv("TRUSTFRAME_SIGNER_CALLBACK", "my_hsm:missing")
+    with pytest.raises(ConfigError, match="signer callback"):
+        sign_file(media_files["png"], tmp_path / "d.png", settings=load_settings())
+    assert not (tmp_path / "d.png").exists()
+
+
 def test_unreachable_timestamp_authority_fails_cleanly(home, media_files, tmp_path, monkeypatch):
     monkeypatch.setenv("TRUSTFRAME_TSA_URL", "http://127.0.0.1:9/tsa")  # discard port: refused
     out = tmp_path / "signed.png"

@@ -41,6 +41,7 @@ class Settings(BaseSettings):
     signer_cert: Path | None = None  # PEM chain, signer first
     signer_key: Path | None = None
     signer_alg: str = "es256"
+    signer_callback: str | None = None  # "module:function" signing bytes with a key held elsewhere
     tsa_url: str | None = None  # RFC 3161 timestamp authority; None signs fully offline
     trust_anchors: list[Path] = []  # extra PEM bundles trusted besides the local root
 
