@@ -16,18 +16,16 @@ from trustframe import media
 from trustframe.errors import KeysMissing, MediaTooLarge
 from trustframe.provenance.signing import sign_file
 from trustframe.service.http import create_app
-from trustframe.settings import load_settings
+from trustframe.settings import Settings, load_settings
 
 BOUNDARY = "tf-test-boundary"
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """A fresh data directory; keys are created on first signing."""
-    monkeypatch.setenv("TRUSTFRAME_HOME", str(tmp_path / "home"))
+@pytest.fixture(autouse=True)
+def no_service_settings_in_env(monkeypatch):
+    """Each test configures the service itself (`home`, from conftest, is the data directory)."""
     for name in ("API_KEY", "CORS_ORIGINS", "UPLOAD_MAX_BYTES", "PUBLIC_URL"):
         monkeypatch.delenv(f"TRUSTFRAME_{name}", raising=False)
-    return tmp_path / "home"
 
 
 @pytest.fixture
@@ -43,11 +41,12 @@ def client(**settings) -> TestClient:
     return TestClient(create_app(load_settings(**settings)), raise_server_exceptions=False)
 
 
-def signed(home: Path, name: str, frames: int = 1) -> Path:
-    """A signed, AI-declaring PNG or MP4 made from seeded noise."""
+def signed(home: Settings, name: str, frames: int = 1) -> Path:
+    """A signed, AI-declaring PNG or MP4 made from seeded noise, beside the data directory."""
     data = np.random.default_rng(7).integers(0, 256, (frames, 48, 64, 3), dtype=np.uint8)
-    src = media.write(data, home.parent / f"src-{name}", fps=8)
-    return sign_file(src, home.parent / name, soft_binding=("org.trustframe.wm.1", "00112233aabb")).path
+    src = media.write(data, home.home.parent / f"src-{name}", fps=8)
+    return sign_file(src, home.home.parent / name, soft_binding=("org.trustframe.wm.1", "00112233aabb"),
+                     settings=home).path
 
 
 def upload(c: TestClient, name: str, data: bytes, **kw) -> httpx.Response:
@@ -195,7 +194,7 @@ def test_healthz_docs_and_openapi(home):
 
 
 def test_create_app_reads_settings_from_the_environment(home):
-    assert create_app().state.settings.home == home
+    assert create_app().state.settings.home == home.home
 
 
 def test_api_key(home):
