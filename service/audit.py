@@ -113,22 +113,23 @@ def audit_file(path: str | os.PathLike, settings: Settings | None = None, *,
                 prov = recovered
         det = _detector_signal(frames)
     except TrustFrameError as e:
-        return Verdict(file=name, media_type=mime, label="error",
-                       reasons=[f"could not audit: {e}"],
-                       error=ErrorSection(code=e.code, message=str(e)))
+        message = str(e).replace(path.name, Path(name).name)  # a spooled upload: its given name
+        return Verdict(file=name, media_type=mime, label="error", reasons=[f"could not audit: {message}"],
+                       error=ErrorSection(code=e.code, message=message))
     psec = _provenance_section(prov)
     label, reasons = decide_label(psec, wm, det)
     return Verdict(file=name, media_type=mime, sha256=digest, label=label, reasons=reasons,
                    provenance=psec, watermark=wm, detector=det)
 
 
-def audit(source, *, settings: Settings | None = None, filename: str | None = None) -> Verdict:
+def audit(source, *, settings: Settings | None = None, filename: str | None = None,
+          repository: ManifestRepository | None = None) -> Verdict:
     """Audit a path, bytes, or a binary stream. Spooled copies are removed afterwards."""
     suffix = Path(filename).suffix if filename else ""
     if isinstance(source, str | os.PathLike):
-        return audit_file(source, settings, display_name=filename)
+        return audit_file(source, settings, display_name=filename, repository=repository)
     with media.as_path(source, suffix=suffix) as p:
-        return audit_file(p, settings, display_name=filename or "<stream>")
+        return audit_file(p, settings, display_name=filename or "<stream>", repository=repository)
 
 
 def expand(inputs: Iterable[str | os.PathLike]) -> Iterator[Path]:

@@ -120,3 +120,8 @@ def test_shipped_json_schema_matches_the_model_and_validates_verdicts(home, sign
     for p in signed.values():
         validator.validate(trustframe.audit(p, settings=home).to_dict())
     validator.validate(trustframe.audit(b"junk", settings=home).to_dict())
+
+
+def test_errors_name_the_upload_not_the_spool_file(home):
+    v = trustframe.audit(b"plain text, not media", settings=home, filename="notes.png")
+    assert v.label == "error" and v.error.message.startswith("notes.png:") and v.file == "notes.png"
