@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     tsa_url: str | None = None  # RFC 3161 timestamp authority; None signs fully offline
     trust_anchors: list[Path] = []  # extra PEM bundles trusted besides the local root
 
+    # Generator: the operator-editable usage policy (default: the packaged policy.toml).
+    policy_file: Path | None = None
+
     # HTTP service.
     api_key: SecretStr | None = None  # when set, requests need header `X-API-Key`
     cors_origins: list[str] = []
