@@ -1,0 +1,151 @@
+"""The procedural world and its caption grammar: determinism, ground truth, held-out pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trustframe.generator import captions, world
+from trustframe.generator.world import ClipSpec, ObjectSpec, ShotSpec
+
+
+def _specs(n: int, seed: int = 0, **kw) -> list[ClipSpec]:
+    rng = np.random.default_rng(seed)
+    kw = {"frames": None, "height": None, "width": None, "multi_shot_p": 0.3, "camera_p": 0.3, **kw}
+    return [world.sample_spec(rng, **kw) for _ in range(n)]
+
+
+def test_palette_is_separated_from_itself_and_backgrounds():
+    cols = np.array(list(world.COLOURS.values()), dtype=float)
+    assert len(world.SHAPES) >= 4 and len(cols) >= 8 and len(world.DIRECTIONS) == 8
+    d = np.linalg.norm(cols[:, None] - cols[None], axis=-1)
+    assert d[~np.eye(len(cols), dtype=bool)].min() >= 80
+    assert cols.max(axis=1).min() >= 200
+    assert max(max(t) for t in world.BG_TINTS.values()) * 1.35 < 120
+
+
+def test_sampling_and_rendering_are_deterministic():
+    a, b = _specs(5, seed=3), _specs(5, seed=3)
+    assert a == b
+    for s in a:
+        assert np.array_equal(world.render(s), world.render(s))
+        assert np.array_equal(world.render(ClipSpec.from_dict(s.to_dict())), world.render(s))
+
+
+@pytest.mark.parametrize(("frames", "height", "width"),
+                         [(8, 64, 64), (16, 64, 96), (48, 96, 64), (1, 64, 64)])
+def test_render_shape_and_dtype(frames, height, width):
+    spec = world.sample_spec(np.random.default_rng(frames), frames=frames, height=height, width=width,
+                             multi_shot_p=1.0, camera_p=1.0)
+    v = world.render(spec)
+    assert v.shape == (frames, height, width, 3) and v.dtype == np.uint8
+    if frames >= 2 * world.MIN_SHOT:
+        assert len(spec.shots) == 2 and world.MIN_SHOT <= spec.cut_at <= frames - world.MIN_SHOT
+
+
+def test_sampled_specs_respect_the_world_rules():
+    for s in _specs(150, seed=1, split="any"):
+        assert 1 <= len(s.shots) <= 2 and (s.cut_at is None) == (len(s.shots) == 1)
+        for shot, (a, b) in zip(s.shots, s.shot_ranges(), strict=True):
+            n = b - a
+            assert 1 <= len(shot.objects) <= 3
+            for o in shot.objects:
+                e = o.extent
+                for t in (0, n - 1):  # whole trajectory in frame (motion is linear)
+                    x, y = o.position(t)
+                    assert e <= x <= s.width - e and e <= y <= s.height - e
+                assert world.SPEEDS[o.speed] * (n - 1) >= world.MIN_TRAVEL
+            for i, o in enumerate(shot.objects):
+                for p in shot.objects[i + 1:]:
+                    assert world._apart(o, p, n)
+            for objs in world.groups(shot).values():  # a counted group moves together
+                assert len({(o.direction, o.speed, o.size) for o in objs}) == 1
+        for shot in s.shots:
+            if shot.camera:
+                assert shot.background in world.CAMERA_BACKGROUNDS[shot.camera]
+                assert shot.bg_tint in world.CAMERA_TINTS
+        if len(s.shots) == 2:
+            assert world._tint_dist(s.shots[0].bg_tint, s.shots[1].bg_tint) >= 30
+
+
+def test_held_out_pairs_never_appear_in_train_and_always_in_heldout():
+    assert 4 <= len(world.HELD_OUT) <= 6
+    colours = {c for c, _ in world.HELD_OUT}
+    shapes = {s for _, s in world.HELD_OUT}
+    assert colours <= set(world.COLOURS) and shapes <= set(world.SHAPES)
+    for s in _specs(300, seed=2, split="train"):
+        assert not any((o.colour, o.shape) in world.HELD_OUT for sh in s.shots for o in sh.objects)
+    for s in _specs(50, seed=2, split="heldout"):
+        o = s.shots[0].objects[0]
+        assert (o.colour, o.shape) in world.HELD_OUT
+    with pytest.raises(ValueError):
+        world.sample_spec(np.random.default_rng(0), split="test")
+
+
+def test_objects_are_drawn_in_their_colour_where_the_spec_says():
+    spec = ClipSpec([ShotSpec([ObjectSpec("square", "red", "right", "quickly", "large", (20.0, 32.0))],
+                              "stripes-vertical", "pan-left", "navy", 7)], frames=8)
+    v = world.render(spec)
+    for t in (0, 7):
+        x, y = spec.shots[0].objects[0].position(t)
+        assert tuple(v[t, int(y), int(x)]) == world.COLOURS["red"]
+    assert not np.array_equal(v[0, :4], v[7, :4])  # the camera pan moves the background
+
+
+def test_captions_name_every_attribute_and_parse_back():
+    rng = np.random.default_rng(4)
+    for s in _specs(200, seed=4, split="any"):
+        text = captions.caption(s, rng)
+        low = text.lower()
+        for shot in s.shots:
+            for o in shot.objects:
+                assert any(w in low for w in captions.COLOUR_WORDS[o.colour])
+                assert any(w in low for pair in captions.SHAPE_WORDS[o.shape] for w in pair)
+        p = captions.parse(text, frames=s.frames)
+        assert p is not None and p.cut_at == s.cut_at, text
+        for got, want in zip(p.shots, s.shots, strict=True):
+            assert sorted((o.colour, o.shape, o.direction) for o in got.objects) == sorted(
+                (o.colour, o.shape, o.direction) for o in want.objects), text
+            assert got.camera == want.camera, text
+
+
+def test_parse_is_tolerant():
+    p = captions.parse("Two red boxes drifting leftwards, then after 6 frames cut to a blue ball moving up "
+                       "and to the right, cinematic 4k trending zorblax!", frames=16)
+    assert [[(o.colour, o.shape, o.direction) for o in s.objects] for s in p.shots] == [
+        [("red", "square", "left"), ("red", "square", "left")], [("blue", "circle", "up-right")]]
+    assert p.cut_at == 6
+    assert captions.parse("a photo of a cat") is None
+    assert captions.parse("") is None
+    p = captions.parse("a yellow star moving down, 24 frames at 96x64")
+    assert (p.frames, p.width, p.height) == (24, 96, 64)
+
+
+def test_layout_places_a_parsed_prompt_so_the_checker_reads_it():
+    from trustframe.generator import checker
+
+    rng = np.random.default_rng(6)
+    p = captions.parse("Two red boxes drifting leftwards quickly and a white star moving up, then after 20 "
+                       "frames cut to a blue ball moving down-right", frames=32)
+    spec = world.layout(p, rng)
+    assert [len(s.objects) for s in spec.shots] == [3, 1] and spec.shots[1].bg_tint != spec.shots[0].bg_tint
+    assert checker.adherence(p, checker.check(world.render(spec)))["all"]
+    with pytest.raises(ValueError):
+        world.layout(captions.parse("three large white stars moving right", height=24, width=24), rng)
+
+
+def test_caption_vocabulary_covers_the_world():
+    assert set(captions.SHAPE_WORDS) == set(world.SHAPES)
+    assert set(captions.COLOUR_WORDS) == set(world.COLOURS)
+    assert set(captions.DIRECTION_WORDS) == set(world.DIRECTIONS)
+    assert set(captions.SPEED_WORDS) == set(world.SPEEDS)
+    assert set(captions.SIZE_WORDS) == set(world.SIZES)
+    assert set(captions.BACKGROUND_WORDS) == set(world.BACKGROUNDS)
+    assert set(captions.CAMERA_WORDS) == set(world.CAMERAS)
+
+
+def test_cut_align_puts_cuts_on_latent_step_boundaries():
+    rng = np.random.default_rng(8)
+    for frames in (9, 13, 17, 25, 33):
+        s = world.sample_spec(rng, frames=frames, multi_shot_p=1.0, cut_align=4)
+        assert (s.cut_at - 1) % 4 == 0 and world.MIN_SHOT <= s.cut_at <= frames - world.MIN_SHOT
