@@ -28,6 +28,7 @@ def generate(
     steps: int = typer.Option(25, help="Sampling steps (Euler, rectified flow)."),
     guidance: float = typer.Option(4.0, help="Classifier-free guidance scale."),
     preset: str = typer.Option("tfdit-s", help="Model preset."),
+    upscale: int = typer.Option(4, help="Output upsampling (1, 2, 4) before watermarking."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Generate a clip from text. Refused prompts write nothing and exit 5.
@@ -43,7 +44,7 @@ def generate(
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("sampling", total=steps)
         r = run(prompt, output, settings=load_settings(), frames=frames, width=width, height=height,
-                seed=seed, steps=steps, guidance=guidance, preset=preset,
+                seed=seed, steps=steps, guidance=guidance, preset=preset, upscale=upscale,
                 progress=lambda i, n: bar.update(task, completed=i + 1, total=n))
     info = {"output": str(r.path), "manifest_id": r.manifest_id, "payload": r.payload,
             "prompt_sha256": r.prompt_sha256, "seconds": {k: round(v, 3) for k, v in r.seconds.items()}}

