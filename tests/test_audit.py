@@ -102,8 +102,26 @@ def test_verdict_json_schema_is_documented():
 def test_reencoded_copy_loses_its_embedded_credentials(home, signed, tmp_path):
     copy = media.write(media.read(signed["ai_mp4"]), tmp_path / "copy.mp4", crf=30)
     v = trustframe.audit(copy, settings=home)
-    assert v.provenance.present is False and v.watermark is None  # plain signing adds no watermark
+    assert v.provenance.present is False and v.watermark.detected is False  # plain signing: no mark
     assert v.label == "no-evidence"
+
+
+def test_stripped_watermarked_copy_recovers_its_manifest(home, media_files, tmp_path):
+    from trustframe.service.protect import protect_file
+
+    from conftest import scene
+
+    clip = media.write(media.Frames(scene(16, 256, 256), fps=24.0), tmp_path / "clip.mp4")
+    signed = protect_file(clip, tmp_path / "marked.mp4", source_type="trainedAlgorithmicMedia", settings=home)
+    v = trustframe.audit(signed.path, settings=home)
+    assert v.label == "ai-generated" and v.watermark.payload == signed.payload
+    assert v.provenance.soft_bindings == [{"alg": v.watermark.alg, "value": signed.payload}]
+    copy = media.write(media.read(signed.path), tmp_path / "copy.mp4", crf=28)
+    v = trustframe.audit(copy, settings=home)
+    assert v.watermark.detected and v.watermark.payload == signed.payload
+    assert v.provenance.recovered and v.provenance.state == "trusted"
+    assert v.provenance.manifest_id == signed.manifest_id
+    assert v.label == "ai-generated" and any("recovered" in r for r in v.reasons)
 
 
 def test_shipped_json_schema_matches_the_model_and_validates_verdicts(home, signed):

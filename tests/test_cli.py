@@ -82,3 +82,5 @@ def test_demo_prints_every_case(run_cli, home, tmp_path):
     assert verdicts["camera-signed.jpg"] == "no-evidence"
     assert verdicts["camera-signed-tampered.jpg"] == "tampered"
     assert verdicts["camera-unsigned.jpg"] == "no-evidence"
+    assert verdicts["bikes.mp4"] == "no-evidence"  # real camera footage
+    assert verdicts["generated-reencoded-stripped.mp4"] == "ai-generated"  # recovered via the watermark

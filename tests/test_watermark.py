@@ -1,0 +1,272 @@
+"""Watermark: payload code, statistics, attacks, embed -> detect through real files, bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import binom, kstest
+
+from trustframe import media
+from trustframe.errors import ConfigError, UnsupportedMedia
+from trustframe.media import Frames
+from trustframe.watermark import ALG, attacks, detect, embed, stats
+from trustframe.watermark import payload as codec
+
+KEY = bytes(range(32))
+N_BITS = 128
+
+
+@pytest.fixture(scope="module")
+def photo() -> np.ndarray:
+    from trustframe.watermark.data import heldout_photos
+
+    return heldout_photos()["coffee"]  # (400, 600, 3)
+
+
+@pytest.fixture(scope="module")
+def clip(photo) -> np.ndarray:
+    """16 frames panning over the photo, 256x384."""
+    return np.stack([photo[2 * i: 2 * i + 256, 3 * i: 3 * i + 384] for i in range(16)])
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A data dir with fresh keys, so key=None uses the local watermark key."""
+    from trustframe.provenance.keys import init_keys
+    from trustframe.settings import load_settings
+
+    monkeypatch.setenv("TRUSTFRAME_HOME", str(tmp_path / "home"))
+    init_keys(load_settings())
+    return tmp_path
+
+
+# ---- payload code ------------------------------------------------------------------------------
+
+def test_payload_encodes_and_decodes_exactly():
+    bits = codec.encode("0123456789ab", KEY, N_BITS)
+    assert bits.shape == (N_BITS,) and set(np.unique(bits)) <= {0, 1}
+    dec = codec.decode(bits.astype(float) * 2 - 1, KEY)
+    assert dec.ecc_ok and dec.payload == "0123456789ab" and dec.corrected == 0
+    assert dec.sync_matches == dec.sync_total == N_BITS - 48 - codec.parity_bits()
+
+
+@pytest.mark.parametrize("n_errors", [1, 3, 5])
+def test_bch_corrects_up_to_five_flips(n_errors):
+    rng = np.random.default_rng(n_errors)
+    for _ in range(20):
+        payload = codec.random_payload()
+        soft = codec.encode(payload, KEY, N_BITS).astype(float) * 2 - 1
+        soft[rng.choice(48 + codec.parity_bits(), n_errors, replace=False)] *= -1
+        dec = codec.decode(soft, KEY, chase=0)
+        assert dec.ecc_ok and dec.payload == payload and dec.corrected == n_errors
+
+
+def test_chase_decoding_uses_reliabilities_beyond_t():
+    payload = "a1b2c3d4e5f6"
+    soft = codec.encode(payload, KEY, N_BITS).astype(float) * 2 - 1
+    flips = [0, 7, 20, 33, 50, 61, 70]  # 7 errors > t = 5, flagged as unreliable
+    soft[flips] *= -0.1
+    assert not codec.decode(soft, KEY, chase=0).ecc_ok
+    assert codec.decode(soft, KEY, chase=6).payload == payload
+
+
+def test_scrambling_depends_on_the_key():
+    a = codec.encode("000000000000", KEY, N_BITS)
+    b = codec.encode("000000000000", bytes(32), N_BITS)
+    assert 0.3 < (a != b).mean() < 0.7  # all-zero payload still looks random
+    assert 0.3 < a.mean() < 0.7
+
+
+@pytest.mark.parametrize("bad", ["zz", "0123456789abc", "0123456789a", "", "01234567 9ab"])
+def test_bad_hex_payload_is_a_config_error(bad):
+    with pytest.raises(ConfigError, match="hex"):
+        codec.parse_hex(bad)
+
+
+def test_hex_round_trip():
+    assert codec.to_hex(codec.parse_hex("DEADbeef0001")) == "deadbeef0001"
+
+
+# ---- statistics --------------------------------------------------------------------------------
+
+def test_p_values_on_random_bits_are_uniform():
+    """Under H0 (random soft bits) the match count is Binomial(n, 1/2): randomised p-values are
+    exactly uniform (KS), and the test's size never exceeds the nominal level."""
+    rng = np.random.default_rng(0)
+    n = N_BITS - 48 - codec.parity_bits()
+    key_stream = codec.keystream(KEY, N_BITS)[codec.sync_slice(N_BITS)]
+    matches = np.array([int(((rng.normal(size=n) > 0) == (key_stream == 1)).sum())
+                        for _ in range(4000)])
+    pv = np.array([stats.p_value(m, n) for m in matches])
+    u = rng.random(len(matches))
+    randomised = binom.sf(matches, n, 0.5) + u * binom.pmf(matches, n, 0.5)
+    assert kstest(randomised, "uniform").pvalue > 0.01
+    for t in (0.5, 0.1, 0.01):
+        assert (pv <= t).mean() <= t + 3 * np.sqrt(t * (1 - t) / len(pv))
+
+
+def test_threshold_matches_p_value():
+    for n in (32, 45, 64):
+        k = stats.threshold(n, 1e-6)
+        assert stats.p_value(k, n) <= 1e-6 < stats.p_value(k - 1, n)
+    assert stats.p_value(0, 45) == pytest.approx(1.0)
+
+
+# ---- attacks -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", list(attacks.ATTACKS))
+def test_every_attack_runs(name):
+    x = torch.rand(4, 3, 64, 96, generator=torch.Generator().manual_seed(0))
+    y = attacks.ATTACKS[name](x)
+    assert y.ndim == 4 and y.shape[1] == 3 and 1 <= y.shape[0] <= 4
+    assert float(y.min()) >= 0 and float(y.max()) <= 1 and torch.isfinite(y).all()
+    if name in ("clean", "hflip"):
+        assert y.shape == x.shape
+
+
+@pytest.mark.parametrize("fn", [lambda x: attacks.jpeg(x, 40), lambda x: attacks.h264(x, 30),
+                                lambda x: attacks.h265(x, 30), attacks.quantize,
+                                lambda x: attacks.crop(x, 0.6, resize_back=True),
+                                lambda x: attacks.hue(x, 20), lambda x: attacks.rotate(x, 3)])
+def test_attacks_pass_gradients(fn):
+    x = torch.rand(2, 3, 32, 32, requires_grad=True)
+    fn(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_real_codecs_change_pixels_more_at_high_crf():
+    x = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    err = [float((attacks.h264(x, c) - x).abs().mean()) for c in (18, 40)]
+    assert err[0] < err[1]
+    assert attacks.frame_drop(x, 0.5).shape[0] == 2 and attacks.frame_rate(x, 0.6).shape[0] == 2
+
+
+def test_random_attack_chain_is_seeded():
+    import random
+
+    x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    a, da = attacks.random_attack(x, random.Random(5), codec_p=0.5)
+    b, db = attacks.random_attack(x, random.Random(5), codec_p=0.5)
+    assert da == db and a.shape[-2:] == (64, 64) and torch.allclose(a, b)
+
+
+# ---- embed -> detect ---------------------------------------------------------------------------
+
+def test_embed_detect_image_and_quality(photo):
+    res = embed(Frames(photo[None]), "0123456789ab", key=KEY)
+    assert res.payload == "0123456789ab" and res.frames.data.shape == (1, *photo.shape)
+    mse = np.mean((res.frames.data.astype(float) - photo) ** 2)
+    assert 10 * np.log10(255**2 / mse) >= 42.0
+    r = detect(res.frames, key=KEY)
+    assert r.detected and r.p_value < 1e-6 and r.payload == "0123456789ab" and r.ecc_ok
+    assert r.alg == ALG == "org.trustframe.wm.1" and r.frames_used == 1
+    d = r.as_dict()
+    assert json.loads(json.dumps(d))["payload"] == "0123456789ab"
+
+
+def test_clean_and_wrong_key_are_not_detected(photo):
+    assert not detect(Frames(photo[None]), key=KEY).detected
+    marked = embed(Frames(photo[None]), key=KEY).frames
+    r = detect(marked, key=bytes(32))
+    assert not r.detected and r.payload is None and r.p_value > 1e-3
+
+
+def test_random_payload_is_hex_and_read_back(clip):
+    res = embed(Frames(clip, fps=25), key=KEY)
+    assert len(res.payload) == 12 and int(res.payload, 16) >= 0
+    r = detect(res.frames, key=KEY)
+    assert r.detected and r.payload == res.payload and r.frames_used == 16
+
+
+@pytest.mark.parametrize("suffix,kw", [(".png", {}), (".jpg", {"quality": 90})])
+def test_round_trip_through_image_files(tmp_path, home, photo, suffix, kw):
+    res = embed(Frames(photo[None]), "00ff00ff00ff")  # key from the data dir
+    path = media.write(res.frames, tmp_path / f"wm{suffix}", **kw)
+    r = detect(media.read(path))
+    assert r.detected and r.payload == "00ff00ff00ff"
+
+
+def test_round_trip_through_h264_mp4(tmp_path, home, clip):
+    res = embed(Frames(clip, fps=25), "cafe00c0ffee")
+    path = media.write(res.frames, tmp_path / "wm.mp4", crf=23)
+    back = media.read(path)
+    assert len(back) == 16
+    r = detect(back)
+    assert r.detected and r.payload == "cafe00c0ffee"
+
+
+def test_survives_crop_and_flip(clip):
+    res = embed(Frames(clip, fps=25), "123456abcdef", key=KEY)
+    x = attacks.from_uint8(res.frames.data)
+    for attacked in (attacks.crop(x, 0.8), attacks.hflip(x)):
+        r = detect(Frames(attacks.to_uint8(attacked), fps=25), key=KEY)
+        assert r.detected and r.payload == "123456abcdef"
+
+
+@pytest.mark.parametrize("shape", [(1, 100, 300, 3), (2, 257, 129, 3), (1, 720, 1280, 3)])
+def test_any_resolution_and_aspect(photo, shape):
+    import cv2
+
+    t, h, w, _ = shape
+    img = cv2.resize(photo, (w, h), interpolation=cv2.INTER_AREA)
+    res = embed(Frames(np.stack([img] * t)), "0000000000ff", key=KEY)
+    assert res.frames.data.shape == shape and res.frames.data.dtype == np.uint8
+    if min(h, w) >= 256:
+        assert detect(res.frames, key=KEY).payload == "0000000000ff"
+
+
+# ---- bad input ---------------------------------------------------------------------------------
+
+def test_bad_input_gives_clear_errors(photo):
+    with pytest.raises(UnsupportedMedia, match="uint8"):
+        embed(photo[None].astype(np.float32), key=KEY)
+    with pytest.raises(UnsupportedMedia, match="empty"):
+        detect(Frames(np.zeros((0, 64, 64, 3), np.uint8)), key=KEY)
+    with pytest.raises(UnsupportedMedia, match="too small"):
+        embed(Frames(np.zeros((1, 8, 8, 3), np.uint8)), key=KEY)
+    with pytest.raises(ConfigError, match="hex"):
+        embed(Frames(photo[None]), "not-hex", key=KEY)
+    with pytest.raises(UnsupportedMedia, match="fpr"):
+        detect(Frames(photo[None]), key=KEY, fpr=0)
+    with pytest.raises(ConfigError, match="preset"):
+        embed(Frames(photo[None]), key=KEY, preset="nope")
+
+
+def test_missing_keys_raise(tmp_path, monkeypatch, photo):
+    from trustframe.errors import KeysMissing
+
+    monkeypatch.setenv("TRUSTFRAME_HOME", str(tmp_path / "empty"))
+    with pytest.raises(KeysMissing):
+        embed(Frames(photo[None]))
+
+
+def test_import_loads_nothing():
+    code = ("import trustframe.watermark as w, sys; from trustframe.watermark import presets; "
+            "assert presets.load_preset.cache_info().currsize == 0; "
+            "assert 'bchlib' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---- CLI ---------------------------------------------------------------------------------------
+
+def test_cli_embed_and_detect(tmp_path, home, photo):
+    from typer.testing import CliRunner
+
+    from trustframe.watermark.cli import app
+
+    src = media.write(Frames(photo[None]), tmp_path / "in.png")
+    run = CliRunner().invoke
+    r = run(app, ["embed", str(src), "-o", str(tmp_path / "out.png"), "--payload", "abcdef012345"])
+    assert r.exit_code == 0 and r.output.strip() == "abcdef012345"
+    r = run(app, ["detect", str(tmp_path / "out.png"), "--json"])
+    got = json.loads(r.output)
+    assert got["detected"] and got["payload"] == "abcdef012345" and got["alg"] == ALG
+    r = run(app, ["detect", str(src)])
+    assert r.exit_code == 0 and "no watermark" in r.output
+    r = run(app, ["embed", str(src), "-o", str(tmp_path / "x.png"), "--payload", "xyz"])
+    assert isinstance(r.exception, ConfigError)

@@ -1,0 +1,268 @@
+"""Attacks on frames, shared by training and benchmarks.
+
+Every attack takes frames as a float tensor (T, 3, H, W) in [0, 1] (T is time for a clip, or a
+batch of unrelated images) and returns the attacked frames. Attacks that keep the shape and are
+not differentiable (real JPEG through Pillow, real H.264/H.265 through PyAV, rounding) pass the
+gradient straight through: `x + (f(x) - x).detach()`. Geometric attacks are differentiable
+(interpolation). `ATTACKS` names the benchmark's list; `random_attack` is the training sampler.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+from collections.abc import Callable
+from fractions import Fraction
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def straight_through(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Forward value `y`, gradient of the identity with respect to `x`."""
+    return x + (y - x).detach()
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """(T, 3, H, W) float [0, 1] -> (T, H, W, 3) uint8."""
+    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+def from_uint8(a: np.ndarray) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (T, 3, H, W) float [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(a)).permute(0, 3, 1, 2).float() / 255
+
+
+def quantize(x: torch.Tensor) -> torch.Tensor:
+    return straight_through(x, (x.clamp(0, 1) * 255).round() / 255)
+
+
+# ---- compression -------------------------------------------------------------------------------
+
+def jpeg(x: torch.Tensor, quality: int = 50) -> torch.Tensor:
+    """Real JPEG (Pillow, 4:2:0) of every frame at `quality`."""
+    out = []
+    for frame in to_uint8(x):
+        buf = io.BytesIO()
+        Image.fromarray(frame).save(buf, format="JPEG", quality=int(quality))
+        out.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+    return straight_through(x, from_uint8(np.stack(out)))
+
+
+def video_codec(x: torch.Tensor, crf: int = 28, codec: str = "libx264", fps: int = 25,
+                preset: str = "medium") -> torch.Tensor:
+    """Real H.264 / H.265 (PyAV, yuv420p, constant quality `crf`) of the frames as one clip."""
+    import av
+
+    frames = to_uint8(x)
+    t, h, w, _ = frames.shape
+    ph, pw = h + h % 2, w + w % 2  # yuv420p needs even sides
+    if (ph, pw) != (h, w):
+        frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="mp4") as c:
+        st = c.add_stream(codec, rate=Fraction(fps))
+        st.width, st.height, st.pix_fmt = pw, ph, "yuv420p"
+        opts = {"crf": str(crf), "preset": preset}
+        if codec == "libx265":
+            opts["x265-params"] = "log-level=error"
+        st.options = opts
+        st.codec_context.thread_count = 1
+        for f in frames:
+            for pkt in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+                c.mux(pkt)
+        for pkt in st.encode():
+            c.mux(pkt)
+    buf.seek(0)
+    with av.open(buf) as c:
+        dec = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    dec = dec[:t, :h, :w]
+    return straight_through(x, from_uint8(dec))
+
+
+def h264(x: torch.Tensor, crf: int = 28) -> torch.Tensor:
+    return video_codec(x, crf, "libx264")
+
+
+def h265(x: torch.Tensor, crf: int = 28) -> torch.Tensor:
+    return video_codec(x, crf, "libx265")
+
+
+# ---- geometry ----------------------------------------------------------------------------------
+
+def resize(x: torch.Tensor, scale: float) -> torch.Tensor:
+    """Rescale both sides by `scale` (antialiased when shrinking)."""
+    h, w = x.shape[-2:]
+    size = (max(8, round(h * scale)), max(8, round(w * scale)))
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=scale < 1)
+
+
+def crop(x: torch.Tensor, area: float = 0.8, resize_back: bool = False,
+         rng: random.Random | None = None) -> torch.Tensor:
+    """Keep a window of `area` of the frame (same aspect ratio) at a random (seeded) position."""
+    rng = rng or random.Random(0)
+    h, w = x.shape[-2:]
+    ch, cw = max(8, round(h * math.sqrt(area))), max(8, round(w * math.sqrt(area)))
+    top, left = rng.randint(0, h - ch), rng.randint(0, w - cw)
+    out = x[..., top: top + ch, left: left + cw]
+    if resize_back:
+        out = F.interpolate(out, size=(h, w), mode="bilinear", align_corners=False)
+    return out
+
+
+def rotate(x: torch.Tensor, degrees: float = 5.0) -> torch.Tensor:
+    """Rotate about the centre, same canvas size, edges filled by reflection."""
+    a = math.radians(degrees)
+    h, w = x.shape[-2:]
+    theta = x.new_tensor([[math.cos(a), -math.sin(a) * h / w, 0],
+                          [math.sin(a) * w / h, math.cos(a), 0]])
+    grid = F.affine_grid(theta.expand(x.shape[0], 2, 3), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def hflip(x: torch.Tensor) -> torch.Tensor:
+    return x.flip(-1)
+
+
+# ---- signal ------------------------------------------------------------------------------------
+
+def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
+    r = max(1, math.ceil(3 * sigma))
+    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype) ** 2 / (2 * sigma**2))
+    k = k / k.sum()
+    c = x.shape[1]
+    x = F.pad(x, (r, r, r, r), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+
+
+def noise(x: torch.Tensor, sigma: float = 0.02, seed: int = 0) -> torch.Tensor:
+    """Additive Gaussian noise, `sigma` in [0, 1] units (0.02 = 5/255)."""
+    g = torch.Generator().manual_seed(seed)
+    return (x + sigma * torch.randn(x.shape, generator=g, dtype=x.dtype)).clamp(0, 1)
+
+
+def brightness(x: torch.Tensor, factor: float = 1.3) -> torch.Tensor:
+    return (x * factor).clamp(0, 1)
+
+
+def contrast(x: torch.Tensor, factor: float = 1.3) -> torch.Tensor:
+    m = x.mean(dim=(1, 2, 3), keepdim=True)
+    return ((x - m) * factor + m).clamp(0, 1)
+
+
+def saturation(x: torch.Tensor, factor: float = 1.5) -> torch.Tensor:
+    g = (x * x.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return ((x - g) * factor + g).clamp(0, 1)
+
+
+def hue(x: torch.Tensor, degrees: float = 20.0) -> torch.Tensor:
+    """Rotate the chroma plane of YIQ by `degrees` (luma kept)."""
+    to_yiq = x.new_tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+    a = math.radians(degrees)
+    rot = x.new_tensor([[1, 0, 0], [0, math.cos(a), -math.sin(a)], [0, math.sin(a), math.cos(a)]])
+    m = torch.linalg.inv(to_yiq) @ rot @ to_yiq
+    return torch.einsum("ij,njhw->nihw", m, x).clamp(0, 1)
+
+
+# ---- time --------------------------------------------------------------------------------------
+
+def frame_drop(x: torch.Tensor, keep: float = 0.5, seed: int = 0) -> torch.Tensor:
+    """Drop frames at random, keeping a fraction `keep` (at least one)."""
+    t = x.shape[0]
+    n = max(1, round(t * keep))
+    idx = sorted(random.Random(seed).sample(range(t), n))
+    return x[idx]
+
+
+def frame_rate(x: torch.Tensor, ratio: float = 0.6) -> torch.Tensor:
+    """Resample time to `ratio` x the frame rate by nearest frame (e.g. 25 -> 15 fps)."""
+    t = x.shape[0]
+    n = max(1, round(t * ratio))
+    return x[np.floor(np.arange(n) / ratio).astype(int).clip(0, t - 1)]
+
+
+# ---- the benchmark list and the training sampler -----------------------------------------------
+
+def combo(x: torch.Tensor) -> torch.Tensor:
+    """Crop to 80% area, resize to 0.75, H.264 CRF 30."""
+    return h264(resize(crop(x, 0.8), 0.75), 30)
+
+
+ATTACKS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "clean": lambda x: x,
+    "jpeg50": lambda x: jpeg(x, 50),
+    "resize0.5": lambda x: resize(x, 0.5),
+    "crop0.8": lambda x: crop(x, 0.8),
+    "crop0.8_resized": lambda x: crop(x, 0.8, resize_back=True),
+    "h264_crf23": lambda x: h264(x, 23),
+    "h264_crf28": lambda x: h264(x, 28),
+    "h264_crf35": lambda x: h264(x, 35),
+    "h265_crf28": lambda x: h265(x, 28),
+    "brightness1.3": lambda x: brightness(x, 1.3),
+    "blur1": lambda x: gaussian_blur(x, 1.0),
+    "noise0.02": lambda x: noise(x, 0.02),
+    "framedrop0.5": lambda x: frame_drop(x, 0.5),
+    "rotate5": lambda x: rotate(x, 5.0),
+    "hflip": hflip,
+    "combo": combo,
+}
+NOT_TARGETED = ("rotate5", "hflip")  # reported, not part of the robustness target
+
+
+def random_attack(x: torch.Tensor, rng: random.Random, codec_p: float = 0.15,
+                  out_size: int | None = None) -> tuple[torch.Tensor, str]:
+    """A random chain for training: geometry, colour, filtering, then compression.
+
+    x is a batch (N, 3, H, W) of watermarked frames at the working resolution; the result is
+    resized to `out_size` (the extractor always sees the short side at the working resolution,
+    so crops arrive magnified). Returns the attacked batch and a short description.
+    """
+    names = []
+    h, w = x.shape[-2:]
+    out_size = out_size or h
+    if rng.random() < 0.6:
+        area = rng.uniform(0.5, 1.0)
+        x = crop(x, area, rng=rng)
+        names.append(f"crop{area:.2f}")
+    if rng.random() < 0.1:
+        deg = rng.uniform(-5, 5)
+        x = rotate(x, deg)
+        names.append(f"rot{deg:.1f}")
+    if rng.random() < 0.5:
+        s = rng.uniform(0.4, 1.5)
+        x = resize(x, s)
+        names.append(f"resize{s:.2f}")
+    if x.shape[-2:] != (out_size, out_size * w // h):
+        x = F.interpolate(x, size=(out_size, out_size * w // h), mode="bilinear",
+                          align_corners=False, antialias=x.shape[-2] > out_size)
+    if rng.random() < 0.4:
+        x = brightness(x, rng.uniform(0.7, 1.3))
+        x = contrast(x, rng.uniform(0.7, 1.3))
+        x = saturation(x, rng.uniform(0.5, 1.5))
+        x = hue(x, rng.uniform(-30, 30))
+        names.append("colour")
+    if rng.random() < 0.2:
+        s = rng.uniform(0.3, 1.5)
+        x = gaussian_blur(x, s)
+        names.append(f"blur{s:.1f}")
+    if rng.random() < 0.2:
+        s = rng.uniform(0.005, 0.04)
+        x = noise(x, s, seed=rng.randrange(1 << 30))
+        names.append(f"noise{s:.3f}")
+    u = rng.random()
+    if u < codec_p:
+        crf = rng.randint(18, 40)
+        codec = "libx265" if rng.random() < 0.3 else "libx264"
+        x = video_codec(x, crf, codec, preset="veryfast")
+        names.append(f"{codec}{crf}")
+    elif u < codec_p + 0.45:
+        q = rng.randint(30, 95)
+        x = jpeg(x, q)
+        names.append(f"jpeg{q}")
+    else:
+        x = quantize(x)
+    return x, "+".join(names) or "none"

@@ -1,0 +1,162 @@
+"""The extractor: fold the frames onto one tile period, find scale and shift, read the bits.
+
+1. Every frame is resized to the working resolution and turned into a prewhitened luma map
+   (`prefilter`: remove the local mean, divide by the local contrast); frames are averaged
+   (the pattern is the same in every frame, content and codec noise average out).
+2. For each candidate scale (a crop magnifies the pattern once the short side is normalised)
+   and for the frame as is and mirrored, the map is resampled and folded modulo the tile
+   period; the template's cross-correlation (one FFT) gives the best shift and a peak score.
+3. At the best hypothesis the Fourier coefficients are phase-corrected for the shift (sub-pixel)
+   and the soft bits read from the message coefficients.
+The alignment is chosen from the template frequencies only, which carry no message bits, so on
+unwatermarked content the message coefficients stay unbiased whatever hypothesis wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import cv2
+import numpy as np
+
+from trustframe.watermark.embedder import luma, to_work, work_shape
+from trustframe.watermark.layout import Layout, read_bits
+
+
+@dataclass(frozen=True)
+class ExtractorConfig:
+    work_size: int = 256
+    highpass_sigma: float = 6.0  # px; removes content well below the lowest pattern frequency
+    contrast_window: int = 15  # px, local contrast normalisation
+    spectral_window: int = 5  # bins; Fourier coefficients are divided by their local RMS
+    scales: tuple[float, ...] = field(default_factory=lambda: tuple(
+        float(round(1.03**i, 4)) for i in range(-2, 14)))  # 0.94 .. 1.47
+    fine_step: float = 0.005  # relative scale step of the refinement around the best coarse scale
+    fine_steps: int = 3
+    mirror: bool = True  # also try the horizontally flipped frame
+    max_frames: int = 64  # frames used from a clip (evenly spaced)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def prefilter(y: np.ndarray, cfg: ExtractorConfig) -> np.ndarray:
+    """Luma (h, w) float32 -> zero-mean, locally contrast-normalised map (h, w) float32."""
+    hp = y - cv2.GaussianBlur(y, (0, 0), cfg.highpass_sigma)
+    k = cfg.contrast_window
+    sd = np.sqrt(cv2.blur(hp * hp, (k, k)))
+    return hp / (sd + 2.0)
+
+
+def average_map(data: np.ndarray, cfg: ExtractorConfig) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> mean prefiltered luma (h, w) at the working resolution."""
+    _, h, w, _ = data.shape
+    ws = work_shape(h, w, cfg.work_size)
+    idx = np.unique(np.linspace(0, len(data) - 1, min(len(data), cfg.max_frames)).round())
+    acc = np.zeros(ws, np.float32)
+    for i in idx.astype(int):
+        acc += prefilter(luma(to_work(data[i], ws)), cfg)
+    return acc / len(idx)
+
+
+def whiten_spectrum(spec: np.ndarray, k: int) -> np.ndarray:
+    """Divide each coefficient of spec (t, t) by the RMS of its k x k neighbourhood (wrapping).
+
+    Content is far from white (most of its energy sits at low frequencies); weighting every
+    coefficient by its local noise level is the matched filter for coloured noise.
+    """
+    p = np.fft.fftshift(np.abs(spec) ** 2).astype(np.float32)
+    sm = cv2.blur(p, (k, k), borderType=cv2.BORDER_WRAP)
+    return spec / np.sqrt(np.fft.ifftshift(sm) + 1e-9)
+
+
+def fold(m: np.ndarray, t: int) -> np.ndarray:
+    """Map (h, w) -> (t, t) mean over all positions congruent modulo t (partial tiles too)."""
+    h, w = m.shape
+    ph, pw = -(-h // t) * t, -(-w // t) * t
+    acc = np.zeros((ph, pw), np.float32)
+    cnt = np.zeros((ph, pw), np.float32)
+    acc[:h, :w], cnt[:h, :w] = m, 1
+    acc = acc.reshape(ph // t, t, pw // t, t).sum((0, 2))
+    cnt = cnt.reshape(ph // t, t, pw // t, t).sum((0, 2))
+    return acc / np.maximum(cnt, 1)
+
+
+@dataclass
+class Alignment:
+    scale: float
+    mirrored: bool
+    shift: tuple[float, float]  # (dy, dx) px in the tile
+    score: float  # template peak in units of the correlation surface's std
+
+
+def _half(layout: Layout, spec: np.ndarray) -> np.ndarray:
+    t = layout.cfg.tile
+    return spec[layout.freqs[:, 1] % t, layout.freqs[:, 0] % t]
+
+
+def _subpixel(c: np.ndarray, i: int, j: int) -> tuple[float, float]:
+    t = c.shape[0]
+
+    def para(a, b, d):
+        den = a - 2 * b + d
+        return 0.0 if den >= 0 else 0.5 * (a - d) / den
+
+    dy = para(c[(i - 1) % t, j], c[i, j], c[(i + 1) % t, j])
+    dx = para(c[i, (j - 1) % t], c[i, j], c[i, (j + 1) % t])
+    return i + dy, j + dx
+
+
+def _search(m: np.ndarray, layout: Layout, cfg: ExtractorConfig, scales, mirrors):
+    """Best (Alignment, half-plane coefficients) over the given scales and mirrorings."""
+    t = layout.cfg.tile
+    u, v = layout.freqs[:, 0], layout.freqs[:, 1]
+    tmpl = layout.template_phase[layout.template]
+    ut, vt = u[layout.template] % t, v[layout.template] % t
+    best, best_coef = None, None
+    h, w = m.shape
+    for mirrored in mirrors:
+        mm = m[:, ::-1] if mirrored else m
+        for s in scales:
+            size = (max(8, round(w / s)), max(8, round(h / s)))
+            r = mm if s == 1.0 else cv2.resize(mm, size, interpolation=cv2.INTER_LINEAR)
+            spec = whiten_spectrum(np.fft.fft2(fold(r, t)), cfg.spectral_window)  # (t, t) [v, u]
+            # correlation of the folded map with the template at every circular shift
+            cs = np.zeros((t, t), np.complex128)
+            cs[vt, ut] = spec[vt, ut] * np.conj(tmpl)
+            corr = np.fft.ifft2(cs).real * t * t  # peak where the tile starts
+            i, j = np.unravel_index(np.argmax(corr), corr.shape)
+            score = float(corr[i, j] / (corr.std() + 1e-12))
+            if best is None or score > best.score:
+                best = Alignment(float(s), mirrored, _subpixel(corr, i, j), score)
+                best_coef = _half(layout, spec)
+    return best, best_coef
+
+
+def align(m: np.ndarray, layout: Layout, cfg: ExtractorConfig) -> tuple[Alignment, np.ndarray]:
+    """Search scale x mirror x shift; returns the best alignment and its half-plane coefficients.
+
+    Scales go coarse (the configured grid) then fine (`fine_steps` either side, `fine_step`
+    apart): the highest pattern frequencies lose coherence across the frame when the scale is
+    off by more than ~0.5%.
+    """
+    t = layout.cfg.tile
+    u, v = layout.freqs[:, 0], layout.freqs[:, 1]
+    best, coef = _search(m, layout, cfg, cfg.scales, (False, True) if cfg.mirror else (False,))
+    fine = [best.scale * (1 + cfg.fine_step * k) for k in range(-cfg.fine_steps, cfg.fine_steps + 1)
+            if k != 0]
+    b2, c2 = _search(m, layout, cfg, fine, (best.mirrored,))
+    if b2.score > best.score:
+        best, coef = b2, c2
+    # undo the shift: a tile starting at (dy, dx) has coefficients multiplied by e^{-2pi i f.d/t}
+    dy, dx = best.shift
+    phase = np.exp(2j * np.pi * (u * dx + v * dy) / t)
+    return best, coef * phase
+
+
+def soft_bits(data: np.ndarray, layout: Layout, cfg: ExtractorConfig):
+    """uint8 (T, H, W, 3) -> (soft bits (L,), Alignment, frames used)."""
+    m = average_map(data, cfg)
+    a, coef = align(m, layout, cfg)
+    bits = read_bits(layout, coef)
+    return bits, a, min(len(data), cfg.max_frames)
