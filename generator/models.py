@@ -1,0 +1,172 @@
+"""Generator presets: one name -> (VAE, text encoder, DiT) loaded from generator/weights, cached.
+
+    from trustframe.generator.models import load_generator
+    g = load_generator("tfdit-s")
+    z = g.sample("a red ball moving left", frames=16, height=64, width=64, steps=25, guidance=4.0, seed=0)
+    frames = g.decode(z)  # uint8 (T, H, W, 3)
+
+The DiT card names its VAE and text encoder (`card["vae"]`, `card["text_encoder"]`) and carries the
+latent normalisation (`latent_mean`, `latent_std`); `g.card_paths` lists the three card files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from trustframe.generator.dit import DIT_SIZES, DiT, DiTConfig, create_dit
+from trustframe.generator.sampler import euler_sample
+from trustframe.generator.text import TEXT_SIZES, TextConfig, TextEncoder, create_text_encoder
+from trustframe.generator.vae import VAE_SIZES, VAEConfig, VideoVAE, create_vae
+
+__all__ = ["DIT_SIZES", "TEXT_SIZES", "VAE_SIZES", "Generator", "Latents", "create_dit",
+           "create_text_encoder", "create_vae", "load_dit", "load_generator", "load_text_encoder", "load_vae",
+           "presets"]
+
+DEFAULT_PRESET = "tfdit-s"
+
+
+def presets() -> list[str]:
+    """Shipped generator presets (DiT cards)."""
+    from trustframe.weights import presets as _presets
+
+    return [n for n in _presets("generator") if n.startswith("tfdit-") and not n.endswith("-text")]
+
+
+@lru_cache(maxsize=4)
+def load_vae(name: str) -> tuple[VideoVAE, Path]:
+    """Shipped VAE preset -> (model in eval mode, float32; card path)."""
+    from trustframe.weights import load_checkpoint
+
+    ck = load_checkpoint("generator", name)
+    vae = VideoVAE(VAEConfig.from_dict(ck.card["config"]))
+    vae.load_state_dict({k: v.float() for k, v in ck.state_dict.items()})
+    return vae.eval().requires_grad_(False), ck.path.with_suffix(".json")
+
+
+@lru_cache(maxsize=4)
+def load_text_encoder(name: str) -> tuple[TextEncoder, Path]:
+    from trustframe.weights import load_checkpoint
+
+    ck = load_checkpoint("generator", name)
+    text = TextEncoder(TextConfig.from_dict(ck.card["config"]))
+    text.load_state_dict({k: v.float() for k, v in ck.state_dict.items()})
+    return text.eval().requires_grad_(False), ck.path.with_suffix(".json")
+
+
+@lru_cache(maxsize=4)
+def load_dit(name: str) -> tuple[DiT, dict, Path]:
+    """-> (DiT in eval mode, its card, card path)."""
+    from trustframe.weights import load_checkpoint
+
+    ck = load_checkpoint("generator", name)
+    dit = DiT(DiTConfig.from_dict(ck.card["config"]))
+    dit.load_state_dict({k: v.float() for k, v in ck.state_dict.items()})
+    return dit.eval().requires_grad_(False), ck.card, ck.path.with_suffix(".json")
+
+
+@dataclass
+class Latents:
+    """What `Generator.sample` returns: normalised-away latents (1, C, t, h, w) plus the pixel size
+    they decode to (the VAE works on 1 + 4k frames and multiples of 8 pixels; decode crops back)."""
+
+    z: torch.Tensor
+    frames: int
+    height: int
+    width: int
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.z.shape)
+
+
+class Generator:
+    """VAE + text encoder + DiT of one preset, with the rectified-flow sampler."""
+
+    def __init__(self, name: str, vae: VideoVAE, text: TextEncoder, dit: DiT, card: dict,
+                 card_paths: list[Path]):
+        self.name, self.vae, self.text, self.dit = name, vae, text, dit
+        self.card = card
+        self.card_paths = card_paths
+        c = vae.cfg.latent_channels
+        self._mean = torch.tensor(card["dit"].get("latent_mean", [0.0] * c)).view(1, c, 1, 1, 1)
+        self._std = torch.tensor(card["dit"].get("latent_std", [1.0] * c)).view(1, c, 1, 1, 1)
+        self.shift = float(card["dit"].get("sampler", {}).get("shift", 1.0))
+
+    def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int, int]:
+        s = self.vae.cfg.space_factor
+        c, t = self.vae.cfg.latent_channels, self.vae.latent_frames(frames)
+        return (1, c, t, -(-height // s), -(-width // s))
+
+    @torch.no_grad()
+    def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return self.text.encode([prompt])
+
+    @torch.no_grad()
+    def sample(self, prompt: str, *, frames: int = 16, height: int = 64, width: int = 64, steps: int = 25,
+               guidance: float = 4.0, seed: int = 0, progress: Callable[[int, int], None] | None = None,
+               shift: float | None = None) -> Latents:
+        """Prompt -> latents for a (frames, height, width) clip; deterministic given `seed`."""
+        if frames < 1 or height < 8 or width < 8 or steps < 1:
+            raise ValueError("frames >= 1, height and width >= 8, steps >= 1")
+        cond = self.encode_prompt(prompt)
+        uncond = self.encode_prompt("")
+        z = euler_sample(self.dit, self.latent_shape(frames, height, width), cond, uncond, steps=steps,
+                         guidance=guidance, seed=seed, shift=self.shift if shift is None else shift,
+                         progress=progress)
+        return Latents(z * self._std + self._mean, frames, height, width)
+
+    @torch.no_grad()
+    def decode(self, latents: Latents | torch.Tensor) -> np.ndarray:
+        """Latents -> uint8 (T, H, W, 3) RGB."""
+        if isinstance(latents, Latents):
+            x = self.vae.decode(latents.z, latents.frames, latents.height, latents.width)
+        else:
+            z = latents if latents.dim() == 5 else latents[None]
+            x = self.vae.decode(z)
+        x = ((x[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (3, T, H, W)
+        return x.permute(1, 2, 3, 0).contiguous().numpy()
+
+
+@lru_cache(maxsize=4)
+def load_generator(preset: str = DEFAULT_PRESET) -> Generator:
+    """Shipped preset -> Generator (cached per name)."""
+    dit, dit_card, dit_path = load_dit(preset)
+    vae, vae_path = load_vae(dit_card["vae"])
+    text, text_path = load_text_encoder(dit_card["text_encoder"])
+    return _assemble(preset, vae, text, dit, dit_card, [dit_path, vae_path, text_path])
+
+
+def load_generator_from(dit_card_path: Path | str, vae_dir: Path | str | None = None) -> Generator:
+    """A Generator from card files on disk (e.g. a training run's runs/<name>/export/<name>.json);
+    the text encoder card sits beside the DiT card, the VAE in `vae_dir` (default: shipped weights)."""
+    from safetensors.torch import load_file
+
+    from trustframe.weights import weights_dir
+
+    dit_path = Path(dit_card_path)
+    dit_card = json.loads(dit_path.read_text())
+    text_path = dit_path.parent / f"{dit_card['text_encoder']}.json"
+    vae_path = Path(vae_dir or weights_dir("generator")) / f"{dit_card['vae']}.json"
+
+    def build(cls, cfg_cls, path: Path):
+        model = cls(cfg_cls.from_dict(json.loads(path.read_text())["config"]))
+        sd = load_file(str(path.with_suffix(".safetensors")))
+        model.load_state_dict({k: v.float() for k, v in sd.items()})
+        return model.eval().requires_grad_(False)
+
+    vae, text = build(VideoVAE, VAEConfig, vae_path), build(TextEncoder, TextConfig, text_path)
+    dit = build(DiT, DiTConfig, dit_path)
+    return _assemble(dit_card["name"], vae, text, dit, dit_card, [dit_path, vae_path, text_path])
+
+
+def _assemble(name, vae, text, dit, dit_card, paths: list[Path]) -> Generator:
+    cards = {"name": name, "version": dit_card.get("version", "0"), "dit": dit_card,
+             "vae": json.loads(paths[1].read_text()), "text": json.loads(paths[2].read_text())}
+    return Generator(name, vae, text, dit, cards, paths)

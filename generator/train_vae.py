@@ -1,0 +1,263 @@
+"""Train the causal video VAE on rendered world clips.
+
+    python -m trustframe.generator.train_vae --minutes 25 --export tfvae-f8c16
+    torchrun --nproc_per_node 2 -m trustframe.generator.train_vae ...   # same script, DDP over gloo
+
+Clips are rendered on the fly from `trustframe.generator.world` (split="train": held-out (colour,
+shape) pairs never appear). Most batches are random spacetime crops (9 frames x 32 x 32) of clips of
+every resolution and duration, which is where the compute goes; some are whole 17-frame 64x64 clips,
+some single frames (images are one-frame videos). Loss: L1 + MSE + beta * KL. The run checkpoints to
+runs/<name>/ every few minutes and can resume; `--export` writes generator/weights/<name>.{safetensors,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+
+@dataclass
+class TrainConfig:
+    name: str = "tfvae-f8c16"
+    size: str = "tfvae-f8c8"
+    latent_channels: int = 16
+    width: int = 40
+    minutes: float = 25.0  # wall-clock budget; the lr schedule follows elapsed time
+    lr: float = 1.5e-3
+    crop_batch: int = 8
+    crop_frames: int = 9
+    crop_size: int = 32
+    full_every: int = 4  # every k-th step: 2 whole clips 17 x 64 x 64
+    image_every: int = 10  # every k-th step: 12 single frames
+    ckpt_minutes: float = 4.0
+    seed: int = 0
+    out: str = "runs"
+    export: str = ""  # preset name to write into generator/weights (fp16) at the end
+    threads: int = 1
+    init_from: str = ""  # start from this shipped preset (e.g. to fine-tune its decoder)
+    decoder_only: bool = False  # freeze the encoder (latents already used by a DiT stay valid)
+    fg_weight: float = 0.0  # extra loss weight on (dilated) object pixels: sharper shapes for the checker
+
+
+def to_tensor(clip: np.ndarray) -> torch.Tensor:
+    """uint8 (T, H, W, 3) -> float (3, T, H, W) in [-1, 1]."""
+    return torch.from_numpy(clip).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of [-1, 1] tensors, measured on the uint8 grid."""
+    qa = ((a.clamp(-1, 1) + 1) * 127.5).round()
+    qb = ((b.clamp(-1, 1) + 1) * 127.5).round()
+    mse = (qa - qb).pow(2).mean().item()
+    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
+
+
+def heldout_clips(n: int = 16, seed: int = 12345, frames: int = 16) -> list[torch.Tensor]:
+    """Held-out world clips (16 x 64 x 64; the first object of each is a held-out colour-shape pair)."""
+    from trustframe.generator import world
+
+    rng = np.random.default_rng(seed)
+    return [to_tensor(world.render(world.sample_spec(rng, frames=frames, split="heldout"))) for _ in range(n)]
+
+
+@torch.no_grad()
+def evaluate_psnr(vae, clips: list[torch.Tensor]) -> float:
+    vae.eval()
+    vals = [psnr(vae.decode(vae.encode(c[None]), *c.shape[1:])[0], c) for c in clips]
+    vae.train()
+    return float(np.mean(vals))
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        return ""
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    for k, v in asdict(TrainConfig()).items():
+        if isinstance(v, bool):
+            p.add_argument(f"--{k.replace('_', '-')}", action="store_true", default=v)
+        else:
+            p.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
+    cfg = TrainConfig(**vars(p.parse_args(argv)))
+    command = "python -m trustframe.generator.train_vae " + " ".join(sys.argv[1:] if argv is None else argv)
+
+    # --- distributed set-up (torchrun sets RANK / WORLD_SIZE; plain python runs one process) ---
+    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    if world_size > 1:
+        dist.init_process_group("gloo")
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed + rank)
+    rng = np.random.default_rng(cfg.seed + 1000 * rank)
+    master = rank == 0
+
+    from trustframe.generator import world
+    from trustframe.generator.vae import VAEConfig, VideoVAE, create_vae
+    from trustframe.weights import load_checkpoint, save_checkpoint
+
+    previous = None
+    if cfg.init_from:
+        previous = load_checkpoint("generator", cfg.init_from)
+        vae = VideoVAE(VAEConfig.from_dict(previous.card["config"]))
+        vae.load_state_dict({k: v.float() for k, v in previous.state_dict.items()})
+    else:
+        vae = create_vae(cfg.size, latent_channels=cfg.latent_channels, width=cfg.width)
+    trainable = vae.decoder if cfg.decoder_only else vae
+    if cfg.decoder_only:
+        vae.encoder.requires_grad_(False)
+    model = torch.nn.parallel.DistributedDataParallel(trainable) if world_size > 1 else trainable
+    opt = torch.optim.AdamW(trainable.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    run_dir = Path(cfg.out) / cfg.name
+    state_path = run_dir / "state.pt"
+    step, elapsed0, log = 0, 0.0, []
+    if state_path.is_file():  # resume (our own file, written below; weights only, no pickled code)
+        st = torch.load(state_path, weights_only=True)
+        vae.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step, elapsed0 = int(st["step"]), float(st["elapsed"])
+        if master:
+            print(f"resumed at step {step}, {elapsed0 / 60:.1f} min", flush=True)
+    evalset = heldout_clips(8) if master else []
+    n_params = sum(p.numel() for p in vae.parameters())
+    if master:
+        print(f"{cfg.name}: {n_params / 1e6:.2f}M params, {world_size} process(es)", flush=True)
+
+    def crop_batch():
+        xs = []
+        for _ in range(cfg.crop_batch):
+            frames = int(rng.choice([9, 13, 17, 25, 33]))
+            spec = world.sample_spec(rng, frames=frames, height=None, width=None, split="train",
+                                     multi_shot_p=0.3, camera_p=0.3)
+            clip = world.render(spec)
+            t0 = int(rng.integers(0, clip.shape[0] - cfg.crop_frames + 1))
+            y0 = int(rng.integers(0, clip.shape[1] - cfg.crop_size + 1))
+            x0 = int(rng.integers(0, clip.shape[2] - cfg.crop_size + 1))
+            xs.append(to_tensor(clip[t0:t0 + cfg.crop_frames, y0:y0 + cfg.crop_size, x0:x0 + cfg.crop_size]))
+        return torch.stack(xs)  # (B, 3, 9, 32, 32)
+
+    def full_batch():
+        return torch.stack([to_tensor(world.render(world.sample_spec(rng, frames=17, split="train",
+                                                                     multi_shot_p=0.3, camera_p=0.3)))
+                            for _ in range(2)])  # (2, 3, 17, 64, 64)
+
+    def image_batch():
+        h, w = world.RESOLUTIONS[int(rng.integers(len(world.RESOLUTIONS)))]
+        xs = []
+        for _ in range(12):  # one random frame of a clip (a one-frame spec cannot move)
+            clip = world.render(world.sample_spec(rng, frames=9, height=h, width=w, split="train"))
+            xs.append(to_tensor(clip[int(rng.integers(9)):][:1]))
+        return torch.stack(xs)  # (12, 3, 1, H, W)
+
+    t_start = time.time() - elapsed0
+    last_ckpt = time.time()
+    budget = cfg.minutes * 60
+
+    def save_state():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        torch.save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step,
+                    "elapsed": time.time() - t_start}, state_path.with_suffix(".tmp"))
+        os.replace(state_path.with_suffix(".tmp"), state_path)
+
+    while True:
+        elapsed = time.time() - t_start
+        done = elapsed >= budget
+        if world_size > 1:  # every rank stops at the same step
+            flag = torch.tensor([float(done)])
+            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+            done = bool(flag.item())
+        if done:
+            break
+        frac = elapsed / budget
+        lr = cfg.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if step % cfg.full_every == cfg.full_every - 1:
+            x = full_batch()
+        elif step % cfg.image_every == cfg.image_every - 1:
+            x = image_batch()
+        else:
+            x = crop_batch()
+        if cfg.decoder_only:  # decode the posterior mean, which is what the DiT learns to produce
+            with torch.no_grad():
+                z = vae.encode(x)
+            rec, kl = model(z)[:, :, : x.shape[2], : x.shape[3], : x.shape[4]], torch.zeros(())
+        else:
+            rec, kl = model(x)
+        if cfg.fg_weight > 0:  # objects are bright or saturated, backgrounds dark and grey (world.py)
+            px = (x + 1) * 127.5
+            hi, lo = px.amax(1, keepdim=True), px.amin(1, keepdim=True)
+            fg = (hi > 150) | (hi - lo > 110)
+            fg = F.max_pool3d(fg.float(), (1, 5, 5), stride=1, padding=(0, 2, 2))  # (B, 1, T, H, W) dilated
+            w = 1 + cfg.fg_weight * fg
+            d = rec - x
+            loss = (w * (d.abs() + d.pow(2))).mean() / w.mean() + vae.cfg.kl_weight * kl
+        else:
+            loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + vae.cfg.kl_weight * kl
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if master and step % 50 == 0:
+            print(f"step {step} {elapsed / 60:.1f}min lr {lr:.2e} loss {loss.item():.4f} kl {kl.item():.2f}",
+                  flush=True)
+        if master and time.time() - last_ckpt > cfg.ckpt_minutes * 60:
+            save_state()
+            last_ckpt = time.time()
+            val = evaluate_psnr(vae, evalset)
+            log.append({"step": step, "minutes": round(elapsed / 60, 2), "heldout_psnr": round(val, 2)})
+            print(f"checkpoint step {step}: held-out PSNR {val:.2f} dB", flush=True)
+
+    if master:
+        save_state()
+        train_minutes = (time.time() - t_start) / 60
+        val = evaluate_psnr(vae, heldout_clips(16))
+        print(f"final step {step}: held-out PSNR (16 clips) {val:.2f} dB", flush=True)
+        # latent statistics for the diffusion model (per-channel shift/scale), on training clips
+        with torch.no_grad():
+            vae.eval()
+            zs = torch.cat([vae.encode(full_batch()) for _ in range(16)])  # (32, C, 5, 8, 8)
+            mean = zs.mean(dim=(0, 2, 3, 4)).tolist()
+            std = zs.std(dim=(0, 2, 3, 4)).tolist()
+        card = {
+            "name": cfg.export or cfg.name, "kind": "video-vae", "version": "0.1.0",
+            "config": vae.cfg.to_dict(), "latent_mean": mean, "latent_std": std,
+            "command": command, "train_config": asdict(cfg), "commit": git_commit(),
+            "commands": ([*previous.card.get("commands", [previous.card["command"]])] if previous else [])
+            + [command],
+            "data": "trustframe.generator.world clips rendered on the fly, split='train' "
+                    "(HELD_OUT pairs excluded)",
+            "steps": step, "train_minutes": round(train_minutes, 1), "processes": world_size,
+            "parameters": n_params,
+            "metrics": {"heldout_psnr_db_16clips_16x64x64": round(val, 2), "log": log},
+        }
+        save_checkpoint(run_dir / cfg.name, vae.state_dict(), card)
+        if cfg.export:
+            sd = {k: v.half() for k, v in vae.state_dict().items()}
+            vae.load_state_dict({k: v.float() for k, v in sd.items()})
+            card["metrics"]["heldout_psnr_db_fp16"] = round(evaluate_psnr(vae, heldout_clips(16)), 2)
+            dest = Path(__file__).parent / "weights" / cfg.export
+            save_checkpoint(dest, sd, card)
+            print(f"exported {dest}.safetensors (fp16 PSNR {card['metrics']['heldout_psnr_db_fp16']} dB)",
+                  flush=True)
+    if world_size > 1:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,187 @@
+"""The generator's networks: every registered size, adaLN-Zero, causal VAE, RoPE, sampler, presets."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from trustframe.generator.dit import DIT_SIZES, DiTBlock, apply_rope, create_dit, rope_3d
+from trustframe.generator.sampler import euler_sample, rectified_flow_loss, time_grid
+from trustframe.generator.text import TEXT_SIZES, UNK, build_vocab, create_text_encoder, words
+from trustframe.generator.vae import VAE_SIZES, create_vae
+
+torch.set_num_threads(1)
+VOCAB = build_vocab(["a red ball moving left", "two blue squares drifting up, then cut to a star"])
+
+
+def _perturb_zero_inits(model: torch.nn.Module) -> None:
+    """adaLN-Zero makes most gradients exactly zero at init; give the zero-initialised layers small
+    random weights so 'every parameter gets a gradient' tests something."""
+    g = torch.Generator().manual_seed(0)
+    for p in model.parameters():
+        if p.dim() >= 1 and not p.detach().abs().any():
+            p.data.normal_(0, 0.02, generator=g)
+
+
+def _tiny_text(vocab=VOCAB):
+    return create_text_encoder("tftext-t", vocab=vocab)
+
+
+@pytest.mark.parametrize("name", sorted(DIT_SIZES))
+def test_dit_sizes_forward_backward(name):
+    torch.manual_seed(0)
+    model = create_dit(name, in_channels=4, context_dim=16)
+    _perturb_zero_inits(model)
+    z = torch.randn(2, 4, 2, 4, 4)  # (N, C, t, h, w)
+    ctx, mask = torch.randn(2, 3, 16), torch.tensor([[True, True, False], [True, True, True]])
+    v = model(z, torch.rand(2), ctx, mask)
+    assert v.shape == z.shape and torch.isfinite(v).all()
+    v.pow(2).mean().backward()
+    for n, p in model.named_parameters():
+        assert p.grad is not None, n
+        assert torch.isfinite(p.grad).all(), n
+        assert p.grad.abs().sum() > 0, n
+
+
+@pytest.mark.parametrize("name", sorted(VAE_SIZES))
+def test_vae_sizes_forward_backward(name):
+    vae = create_vae(name)
+    x = torch.rand(1, 3, 5, 16, 16) * 2 - 1
+    rec, kl = vae(x)
+    assert rec.shape == x.shape and torch.isfinite(rec).all() and torch.isfinite(kl)
+    (rec.pow(2).mean() + kl).backward()
+    for n, p in vae.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), n
+        assert p.grad.abs().sum() > 0, n
+
+
+@pytest.mark.parametrize("name", sorted(TEXT_SIZES))
+def test_text_sizes_forward_backward(name):
+    text = create_text_encoder(name, vocab=VOCAB)
+    tokens, mask, pooled = text.encode(["a red ball", "two blue squares drifting up"])
+    assert tokens.shape[:2] == mask.shape and pooled.shape == (2, text.cfg.dim)
+    (tokens[mask].pow(2).mean() + pooled.pow(2).mean()).backward()
+    for n, p in text.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), n
+
+
+def test_adaln_zero_blocks_are_identity_at_init():
+    model = create_dit("tfdit-t", in_channels=4, context_dim=16)
+    x = torch.randn(2, 10, model.cfg.dim)
+    c = torch.randn(2, model.cfg.dim)
+    ang = rope_3d((1, 2, 5), model.cfg.dim // model.cfg.heads, 100.0)
+    ctx = torch.randn(2, 3, 16)
+    for block in model.blocks:
+        assert isinstance(block, DiTBlock)
+        assert torch.equal(block(x, c, ang, ctx, None), x)
+    out = model(torch.randn(2, 4, 2, 4, 4), torch.rand(2), ctx)
+    assert not out.abs().any()  # zero-initialised final layer
+
+
+@pytest.mark.parametrize("frames,latent_frames", [(1, 1), (5, 2), (9, 3), (16, 5), (17, 5)])
+@pytest.mark.parametrize("hw", [(16, 16), (16, 24), (24, 16), (20, 12)])
+def test_vae_shapes(frames, latent_frames, hw):
+    vae = create_vae("tfvae-tiny").eval()
+    x = torch.rand(1, 3, frames, *hw) * 2 - 1
+    with torch.no_grad():
+        z = vae.encode(x)
+        s = vae.cfg.space_factor
+        assert z.shape == (1, vae.cfg.latent_channels, latent_frames, -(-hw[0] // s), -(-hw[1] // s))
+        assert vae.latent_frames(frames) == latent_frames
+        y = vae.decode(z, frames, *hw)
+    assert y.shape == x.shape
+
+
+def test_vae_is_causal():
+    vae = create_vae("tfvae-tiny").eval()
+    x = torch.rand(1, 3, 13, 16, 16) * 2 - 1
+    y = x.clone()
+    y[:, :, 9:] = torch.rand_like(y[:, :, 9:])  # change frames 9.. (latent frame 2 covers 5..8)
+    with torch.no_grad():
+        za, zb = vae.encode(x), vae.encode(y)
+        assert torch.equal(za[:, :, :3], zb[:, :, :3]) and not torch.equal(za[:, :, 3:], zb[:, :, 3:])
+        zc = za.clone()
+        zc[:, :, 2:] = torch.randn_like(zc[:, :, 2:])  # change latent frames 2.. (pixel frames 5..)
+        da, dc = vae.decode(za), vae.decode(zc)
+    assert torch.equal(da[:, :, :5], dc[:, :, :5]) and not torch.equal(da[:, :, 5:], dc[:, :, 5:])
+
+
+@pytest.mark.parametrize("grid", [(1, 1, 1), (5, 8, 8), (3, 12, 8), (7, 2, 3)])
+def test_rope_any_grid(grid):
+    head_dim = 64
+    ang = rope_3d(grid, head_dim, 100.0)
+    n = grid[0] * grid[1] * grid[2]
+    assert ang.shape == (n, head_dim // 2)
+    q = torch.randn(1, 1, n, head_dim)
+    rq = apply_rope(q, ang)
+    assert torch.allclose(rq.norm(dim=-1), q.norm(dim=-1), atol=1e-4)  # a rotation
+    # relative: <R(p) q, R(p') k> depends only on p - p' (shift the whole grid by one time step)
+    if grid[0] > 2:
+        a, b = torch.randn(head_dim), torch.randn(head_dim)
+        hw = grid[1] * grid[2]
+
+        def dot(i, j):
+            ra = apply_rope(a.view(1, 1, 1, -1), ang[i:i + 1])
+            return (ra * apply_rope(b.view(1, 1, 1, -1), ang[j:j + 1])).sum()
+
+        assert torch.allclose(dot(0, hw), dot(hw, 2 * hw), atol=1e-4)
+    model = create_dit("tfdit-t", in_channels=4, context_dim=16)
+    _perturb_zero_inits(model)
+    z = torch.randn(1, 4, grid[0], 2 * grid[1], 2 * grid[2])
+    assert model(z, torch.rand(1), torch.randn(1, 2, 16)).shape == z.shape
+
+
+def test_sampler_is_deterministic_with_seed():
+    torch.manual_seed(0)
+    model = create_dit("tfdit-t", in_channels=4, context_dim=32).eval()
+    _perturb_zero_inits(model)
+    text = _tiny_text().eval()
+    cond, uncond = text.encode(["a red ball moving left"]), text.encode([""])
+    calls = []
+    a = euler_sample(model, (1, 4, 2, 4, 4), cond, uncond, steps=4, seed=3,
+                     progress=lambda i, n: calls.append(i))
+    b = euler_sample(model, (1, 4, 2, 4, 4), cond, uncond, steps=4, seed=3)
+    c = euler_sample(model, (1, 4, 2, 4, 4), cond, uncond, steps=4, seed=4)
+    assert torch.equal(a, b) and not torch.equal(a, c) and calls == [1, 2, 3, 4]
+    assert time_grid(10)[0] == 1 and time_grid(10)[-1] == 0
+
+
+def test_rectified_flow_loss_is_finite():
+    model = create_dit("tfdit-t", in_channels=4, context_dim=32)
+    text = _tiny_text()
+    ctx, mask, pooled = text.encode(["a red ball", ""])
+    loss = rectified_flow_loss(lambda z, t: model(z, t, ctx, mask, pooled), torch.randn(2, 4, 2, 4, 4))
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("prompt", ["", "A ZEBRA juggling 🦓 flamingos!!", "réd bäll — ×××", "word " * 500,
+                                    "   ", "\x00\n\t"])
+def test_unknown_words_do_not_crash(prompt):
+    text = _tiny_text().eval()
+    ids, mask = text.tokenize([prompt])
+    assert mask[0, 0] and ids.shape[1] <= text.cfg.max_len
+    tokens, mask, pooled = text.encode([prompt])
+    assert torch.isfinite(tokens[mask]).all() and torch.isfinite(pooled).all()
+    assert text.tokenize(["zebra"])[0][0, 1] == text.index[UNK]
+    assert words("A Red-Ball, moving!") == ["a", "red", "ball", "moving"]
+
+
+def test_shipped_preset_round_trips():
+    from trustframe.weights import presets
+
+    if "tfdit-s" not in presets("generator"):
+        pytest.skip("tfdit-s weights not shipped yet")
+    from trustframe.generator.models import Latents, load_generator
+
+    g = load_generator("tfdit-s")
+    assert load_generator("tfdit-s") is g  # cached
+    assert g.card["name"] == "tfdit-s" and g.card["version"]
+    assert len(g.card_paths) == 3 and all(p.is_file() for p in g.card_paths)
+    z = g.sample("a red ball moving left", frames=5, height=64, width=96, steps=2, seed=0)
+    assert isinstance(z, Latents)
+    frames = g.decode(z)
+    assert frames.shape == (5, 64, 96, 3) and frames.dtype.name == "uint8"
+    z2 = g.sample("a red ball moving left", frames=5, height=64, width=96, steps=2, seed=0)
+    assert torch.equal(z.z, z2.z)
+    assert g.decode(g.sample("zebra 🦓", frames=1, steps=1)).shape == (1, 64, 64, 3)
