@@ -36,12 +36,18 @@ def clip(photo) -> np.ndarray:
 
 @pytest.fixture
 def home(tmp_path, monkeypatch):
-    """A data dir with fresh keys, so key=None uses the local watermark key."""
-    from trustframe.provenance.keys import init_keys
+    """A data dir with fresh keys, so key=None uses the local watermark key.
+
+    The watermark key is then pinned to KEY: robustness margins depend on the key's layout,
+    and the tests must be deterministic."""
+    from trustframe.provenance.keys import WATERMARK_KEY, init_keys, watermark_key
     from trustframe.settings import load_settings
 
     monkeypatch.setenv("TRUSTFRAME_HOME", str(tmp_path / "home"))
-    init_keys(load_settings())
+    settings = load_settings()
+    init_keys(settings)
+    (settings.keys_dir / WATERMARK_KEY).write_text(KEY.hex())
+    assert watermark_key(settings) == KEY
     return tmp_path
 
 
@@ -197,7 +203,7 @@ def test_round_trip_through_h264_mp4(tmp_path, home, clip):
     back = media.read(path)
     assert len(back) == 16
     r = detect(back)
-    assert r.detected and r.payload == "cafe00c0ffee"
+    assert r.detected and r.payload == "cafe00c0ffee", r
 
 
 def test_survives_crop_and_flip(clip):

@@ -55,32 +55,43 @@ def jpeg(x: torch.Tensor, quality: int = 50) -> torch.Tensor:
 def video_codec(x: torch.Tensor, crf: int = 28, codec: str = "libx264", fps: int = 25,
                 preset: str = "medium") -> torch.Tensor:
     """Real H.264 / H.265 (PyAV, yuv420p, constant quality `crf`) of the frames as one clip."""
-    import av
-
     frames = to_uint8(x)
     t, h, w, _ = frames.shape
     ph, pw = h + h % 2, w + w % 2  # yuv420p needs even sides
     if (ph, pw) != (h, w):
         frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    try:
+        dec = _encode_decode(frames, crf, codec, fps, preset, "mp4")
+    except Exception:  # the MP4 muxer refuses some x265 packets ("not yet implemented"): MKV
+        dec = _encode_decode(frames, crf, codec, fps, preset, "matroska")
+    return straight_through(x, from_uint8(dec[:t, :h, :w]))
+
+
+def _encode_decode(frames: np.ndarray, crf: int, codec: str, fps: int, preset: str,
+                   container: str) -> np.ndarray:
+    import av
+
+    _, ph, pw, _ = frames.shape
     buf = io.BytesIO()
-    with av.open(buf, "w", format="mp4") as c:
+    with av.open(buf, "w", format=container) as c:
         st = c.add_stream(codec, rate=Fraction(fps))
         st.width, st.height, st.pix_fmt = pw, ph, "yuv420p"
+        st.time_base = Fraction(1, fps)
         opts = {"crf": str(crf), "preset": preset}
         if codec == "libx265":
             opts["x265-params"] = "log-level=error"
         st.options = opts
         st.codec_context.thread_count = 1
-        for f in frames:
-            for pkt in st.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            vf.pts, vf.time_base = i, Fraction(1, fps)
+            for pkt in st.encode(vf):
                 c.mux(pkt)
         for pkt in st.encode():
             c.mux(pkt)
     buf.seek(0)
     with av.open(buf) as c:
-        dec = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-    dec = dec[:t, :h, :w]
-    return straight_through(x, from_uint8(dec))
+        return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
 
 
 def h264(x: torch.Tensor, crf: int = 28) -> torch.Tensor:
