@@ -56,5 +56,7 @@ def save_checkpoint(path: Path, state_dict: dict, card: dict) -> None:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in state_dict.items()}, str(path.with_suffix(".safetensors")))
+    tensors = path.with_suffix(".safetensors")
+    save_file({k: v.contiguous() for k, v in state_dict.items()}, str(tensors))
+    tensors.chmod(0o644)  # shipped package data, not a secret
     path.with_suffix(".json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
