@@ -7,12 +7,14 @@ P(X >= matches). `detected` means p <= fpr, i.e. the false positive rate is at m
 
 from __future__ import annotations
 
-from scipy.stats import binom
+from fractions import Fraction
+from math import comb
 
 
 def p_value(matches: int, n: int) -> float:
-    """P(Binomial(n, 1/2) >= matches)."""
-    return float(binom.sf(matches - 1, n, 0.5))
+    """P(Binomial(n, 1/2) >= matches), exact (integer arithmetic; n is small)."""
+    matches = max(int(matches), 0)
+    return float(Fraction(sum(comb(n, k) for k in range(matches, n + 1)), 2**n))
 
 
 def threshold(n: int, fpr: float) -> int:
