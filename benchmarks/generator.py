@@ -1,0 +1,276 @@
+"""Generator benchmark: VAE PSNR, prompt adherence (seen / held-out combinations), cut accuracy,
+temporal consistency, Fréchet distance, speed and memory.
+
+    python benchmarks/generator.py    # shipped tfdit-s -> benchmarks/results/generator.{json,md}
+    python benchmarks/generator.py --prompts 20 --cuts 10 --dit runs/tfdit-s/export/tfdit-s.json --out /tmp/g
+
+Prompts are captions (`trustframe.generator.captions.caption`) of world specs: "seen" specs come from
+split="train" (every (colour, shape) pair was in training, the clips and wordings are new), "held-out"
+specs from split="heldout" (the first object is a HELD_OUT pair never trained on). Each prompt is
+generated at the spec's size and length with 25 steps and guidance 4 (prompts sampled in batches of
+`--batch` through the same text encoder, DiT, Euler sampler and VAE decoder as `Generator.sample`),
+read back by the analytic checker (`trustframe.generator.checker`) and scored with
+`adherence(...)["all"]`: every object's colour, shape, count and direction right in every shot, and
+the cut within +-1 frame. The same specs' ground-truth renders and their VAE reconstructions are
+scored too, as the checker's ceiling.
+Fréchet distance: on features of the VAE encoder trained here (per-channel mean and std of the
+posterior mean over space-time, and of its frame-to-frame differences: 3 x C dims).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def vae_features(vae, clip: np.ndarray) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> (3C,) pooled VAE-encoder features."""
+    x = torch.from_numpy(clip).permute(3, 0, 1, 2).float()[None] / 127.5 - 1
+    with torch.no_grad():
+        z = vae.encode(x)[0]  # (C, t, h, w)
+    dz = (z[:, 1:] - z[:, :-1]).abs() if z.shape[1] > 1 else torch.zeros_like(z)
+    return torch.cat([z.mean((1, 2, 3)), z.std((1, 2, 3)), dz.mean((1, 2, 3))]).numpy()
+
+
+def frechet(a: np.ndarray, b: np.ndarray) -> float:
+    from scipy import linalg
+
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    covmean, _ = linalg.sqrtm(s1 @ s2, disp=False)
+    covmean = covmean.real
+    return float(((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2 - 2 * covmean))
+
+
+def temporal_ssim(clip: np.ndarray, cut: int | None) -> float:
+    """Mean SSIM of consecutive frames, skipping the pair that straddles a cut."""
+    from skimage.metrics import structural_similarity
+
+    vals = [structural_similarity(clip[t], clip[t + 1], channel_axis=-1, data_range=255)
+            for t in range(len(clip) - 1) if cut is None or t + 1 != cut]
+    return float(np.mean(vals)) if vals else 1.0
+
+
+def generate_batch(g, prompts: list[str], spec, args, shift, seed: int) -> list[np.ndarray]:
+    """Sample several prompts in one batch: what `g.sample` + `g.decode` do, batched for speed."""
+    from trustframe.generator.sampler import euler_sample
+
+    with torch.no_grad():
+        cond, uncond = g.text.encode(prompts), g.text.encode([""] * len(prompts))
+        shape = (len(prompts), *g.latent_shape(spec.frames, spec.height, spec.width)[1:])
+        z = euler_sample(g.dit, shape, cond, uncond, steps=args.steps, guidance=args.guidance, seed=seed,
+                         shift=g.shift if shift is None else shift)
+        x = g.vae.decode(z * g._std + g._mean, spec.frames, spec.height, spec.width)  # (B, 3, T, H, W)
+    x = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 4, 1).numpy()
+    return list(x)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="generator benchmark")
+    p.add_argument("--preset", default="tfdit-s")
+    p.add_argument("--dit", default="", help="a DiT card file to load instead of the shipped preset")
+    p.add_argument("--prompts", type=int, default=120, help="prompts per split (seen, held-out)")
+    p.add_argument("--cuts", type=int, default=60, help="extra two-shot prompts for cut accuracy")
+    p.add_argument("--vae-clips", type=int, default=48)
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--shift", type=float, default=-1.0, help="sampler time shift (-1: the card's)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--batch", type=int, default=12, help="prompts sampled together (same model and sampler)")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "generator"))
+    args = p.parse_args(argv)
+    command = "python benchmarks/generator.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    from trustframe.generator import captions, checker, world
+    from trustframe.generator.models import load_generator, load_generator_from
+
+    g = load_generator_from(args.dit) if args.dit else load_generator(args.preset)
+    shift = None if args.shift < 0 else args.shift
+    vae = g.vae
+    res: dict = {"command": command, "preset": g.name, "cards": [str(p.name) for p in g.card_paths],
+                 "steps": args.steps, "guidance": args.guidance,
+                 "shift": shift if shift is not None else g.shift, "torch_threads": torch.get_num_threads(),
+                 "machine": platform.processor() or platform.machine(),
+                 "parameters": {k: sum(x.numel() for x in m.parameters())
+                                for k, m in (("vae", g.vae), ("text", g.text), ("dit", g.dit))}}
+    t_all = time.time()
+
+    # --- VAE reconstruction on held-out clips (several sizes / lengths) ---
+    rng = np.random.default_rng(2024)
+    by_size: dict[str, list[float]] = {}
+    for i in range(args.vae_clips):
+        f, h, w = [(16, 64, 64), (16, 64, 64), (16, 64, 96), (16, 96, 64), (24, 64, 64), (1, 64, 64)][i % 6]
+        spec = world.sample_spec(rng, frames=max(f, 9), height=h, width=w, split="heldout")
+        clip = world.render(spec)[:f]
+        x = torch.from_numpy(clip).permute(3, 0, 1, 2).float()[None] / 127.5 - 1
+        with torch.no_grad():
+            rec = vae.decode(vae.encode(x), *x.shape[2:])
+        rec = ((rec[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).numpy()
+        by_size.setdefault(f"{f}x{h}x{w}", []).append(psnr(rec, clip))
+    res["vae_psnr_db"] = {k: round(float(np.mean(v)), 2) for k, v in by_size.items()}
+    res["vae_psnr_db"]["all"] = round(float(np.mean([x for v in by_size.values() for x in v])), 2)
+    print(f"VAE PSNR {res['vae_psnr_db']}", flush=True)
+
+    # --- prompts ---
+    def prompt_set(split: str, n: int, seed: int, multi_shot_p: float) -> list[tuple]:
+        r = np.random.default_rng(seed)
+        out = []
+        for _ in range(n):
+            spec = world.sample_spec(r, frames=16, height=64, width=64, split=split,
+                                     multi_shot_p=multi_shot_p)
+            out.append((spec, captions.caption(spec, r)))
+        return out
+
+    sets = {"seen": prompt_set("train", args.prompts, 11, 0.2),
+            "heldout": prompt_set("heldout", args.prompts, 22, 0.2),
+            "cut": prompt_set("train", args.cuts, 33, 1.0)}
+    scores: dict = {}
+    feats_gen, feats_real, ssim_gen, ssim_real = [], [], [], []
+    examples = []
+    for name, items in sets.items():
+        rows = {"generated": [], "vae_reconstruction": [], "ground_truth": []}
+        generated: list[np.ndarray] = []
+        for i, (spec, prompt) in enumerate(items):
+            if i % args.batch == 0:  # every spec here is 16 x 64 x 64, so prompts batch together
+                chunk = [q for _, q in items[i:i + args.batch]]
+                generated = generate_batch(g, chunk, spec, args, shift, seed=i)
+            gen = generated[i % args.batch]
+            real = world.render(spec)
+            x = torch.from_numpy(real).permute(3, 0, 1, 2).float()[None] / 127.5 - 1
+            with torch.no_grad():
+                rec = vae.decode(vae.encode(x), *x.shape[2:])
+            rec = ((rec[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).numpy()
+            for key, clip in (("generated", gen), ("vae_reconstruction", rec), ("ground_truth", real)):
+                rows[key].append(checker.adherence(spec, checker.check(clip)))
+            if name != "cut":
+                feats_gen.append(vae_features(vae, gen))
+                feats_real.append(vae_features(vae, real))
+                ssim_gen.append(temporal_ssim(gen, spec.cut_at))
+                ssim_real.append(temporal_ssim(real, spec.cut_at))
+            if len(examples) < 12 and i < 4:
+                obs = checker.check(gen)
+                examples.append({"set": name, "prompt": prompt, "adherence": rows["generated"][-1],
+                                 "observed": obs.summary(), "observed_cut": obs.cut, "spec_cut": spec.cut_at})
+            if (i + 1) % 20 == 0:
+                acc = np.mean([r["all"] for r in rows["generated"]])
+                print(f"{name} {i + 1}/{len(items)}: all-attributes {acc:.3f} ({time.time() - t_all:.0f}s)",
+                      flush=True)
+        scores[name] = {key: {attr: round(float(np.mean([r[attr] for r in rs])), 3) for attr in rs[0]}
+                        for key, rs in rows.items()}
+        scores[name]["n"] = len(items)
+    res["adherence"] = scores
+    res["examples"] = examples
+    res["temporal_ssim"] = {"generated": round(float(np.mean(ssim_gen)), 4),
+                            "real": round(float(np.mean(ssim_real)), 4)}
+    fg, fr = np.stack(feats_gen), np.stack(feats_real)
+    half = len(fr) // 2
+    res["frechet_vae_features"] = {"generated_vs_real": round(frechet(fg, fr), 3),
+                                   "real_vs_real_halves": round(frechet(fr[:half], fr[half:]), 3),
+                                   "n": len(fr), "dims": int(fr.shape[1])}
+
+    # --- speed and memory ---
+    times = []
+    for s in range(5):
+        t0 = time.perf_counter()
+        g.decode(g.sample("a red ball moving to the left", frames=16, height=64, width=64, steps=25,
+                          guidance=4.0, seed=s))
+        times.append(time.perf_counter() - t0)
+    sec = float(np.median(times))
+    res["speed"] = {"seconds_per_clip_16x64x64_25_steps": round(sec, 3),
+                    "frames_per_second": round(16 / sec, 2), "runs": [round(t, 3) for t in times]}
+    res["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    res["bench_seconds"] = round(time.time() - t_all, 1)
+    res["targets"] = {
+        "vae_psnr_ge_30": res["vae_psnr_db"]["16x64x64"] >= 30,
+        "adherence_seen_ge_0.90": scores["seen"]["generated"]["all"] >= 0.90,
+        "adherence_heldout_ge_0.80": scores["heldout"]["generated"]["all"] >= 0.80,
+        "cut_ge_0.80": scores["cut"]["generated"]["cut"] >= 0.80,
+        "clip_le_10s": sec <= 10,
+    }
+
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(res, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(res))
+    print(markdown(res))
+
+
+def markdown(r: dict) -> str:
+    a = r["adherence"]
+
+    def row(name, label):
+        s = a[name]
+        return (f"| {label} (n={s['n']}) | {s['generated']['all']:.3f} | {s['generated']['colour']:.3f} | "
+                f"{s['generated']['shape']:.3f} | {s['generated']['count']:.3f} | "
+                f"{s['generated']['direction']:.3f} | {s['generated']['cut']:.3f} | "
+                f"{s['vae_reconstruction']['all']:.3f} | {s['ground_truth']['all']:.3f} |")
+
+    t = r["targets"]
+    ok = {True: "met", False: "MISSED"}
+    lines = [
+        "# Generator benchmark",
+        "",
+        f"Rerun: `{r['command']}`",
+        "",
+        f"Preset `{r['preset']}` (cards: {', '.join(r['cards'])}); parameters: "
+        + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in r["parameters"].items())
+        + f"; {r['steps']} Euler steps, guidance {r['guidance']}, shift {r['shift']}; "
+        f"torch threads {r['torch_threads']} on a shared 2-core CPU.",
+        "",
+        "## Prompt adherence",
+        "",
+        "The checker reads every attribute from pixels; `all` = every object and the cut right.",
+        "",
+        "| prompts | all | colour | shape | count | direction | cut | all: VAE recon. | all: ground truth |",
+        "|---|---|---|---|---|---|---|---|---|",
+        row("seen", "seen combinations"),
+        row("heldout", "held-out combinations"),
+        row("cut", "two-shot (cut) prompts"),
+        "",
+        "## Summary",
+        "",
+        "| metric | value | target |",
+        "|---|---|---|",
+        f"| VAE PSNR, held-out 16x64x64 clips | {r['vae_psnr_db']['16x64x64']:.2f} dB | >= 30 dB "
+        f"({ok[t['vae_psnr_ge_30']]}) |",
+        f"| VAE PSNR by size | {', '.join(f'{k}: {v}' for k, v in r['vae_psnr_db'].items())} | |",
+        f"| adherence, seen | {a['seen']['generated']['all']:.3f} | >= 0.90 "
+        f"({ok[t['adherence_seen_ge_0.90']]}) |",
+        f"| adherence, held-out | {a['heldout']['generated']['all']:.3f} | >= 0.80 "
+        f"({ok[t['adherence_heldout_ge_0.80']]}) |",
+        f"| cut placed within +-1 frame (two-shot prompts) | {a['cut']['generated']['cut']:.3f} | >= 0.80 "
+        f"({ok[t['cut_ge_0.80']]}) |",
+        f"| temporal consistency: mean SSIM of consecutive frames (generated / real) | "
+        f"{r['temporal_ssim']['generated']:.4f} / {r['temporal_ssim']['real']:.4f} | |",
+        f"| Fréchet distance, VAE-encoder features ({r['frechet_vae_features']['dims']}-d), "
+        "generated vs real "
+        f"(real vs real halves) | {r['frechet_vae_features']['generated_vs_real']:.3f} "
+        f"({r['frechet_vae_features']['real_vs_real_halves']:.3f}) | |",
+        "| seconds per 16-frame 64x64 clip (25 steps, CFG, decode) | "
+        f"{r['speed']['seconds_per_clip_16x64x64_25_steps']:.2f} s | <= 10 s ({ok[t['clip_le_10s']]}) |",
+        f"| frames per second | {r['speed']['frames_per_second']:.1f} | |",
+        f"| peak RSS | {r['peak_rss_mb']:.0f} MB | |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
