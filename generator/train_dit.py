@@ -13,12 +13,10 @@ Stage 2: rectified-flow training with logit-normal t, 10% of captions dropped to
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,6 +25,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+
+from trustframe.generator.training import init_process, parse_config
 
 # size buckets (frames, height, width) -> share of the training clips / batches
 BUCKETS: dict[tuple[int, int, int], float] = {
@@ -105,21 +105,8 @@ def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for k, v in asdict(TrainConfig()).items():
-        if isinstance(v, bool):
-            p.add_argument(f"--{k.replace('_', '-')}", action="store_true", default=v)
-        else:
-            p.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
-    cfg = TrainConfig(**vars(p.parse_args(argv)))
-    command = "python -m trustframe.generator.train_dit " + " ".join(sys.argv[1:] if argv is None else argv)
-
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if world_size > 1:
-        dist.init_process_group("gloo")
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed + rank)
-    rng = np.random.default_rng(cfg.seed + 1000 * rank)
+    cfg, command = parse_config(TrainConfig, argv, "trustframe.generator.train_dit", __doc__.splitlines()[0])
+    rank, world_size, rng = init_process(cfg.seed, cfg.threads)
     master = rank == 0
 
     from safetensors.torch import load_file

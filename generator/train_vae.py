@@ -12,11 +12,9 @@ runs/<name>/ every few minutes and can resume; `--export` writes generator/weigh
 
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -25,6 +23,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+
+from trustframe.generator.training import init_process, parse_config
 
 
 @dataclass
@@ -88,22 +88,8 @@ def git_commit() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    for k, v in asdict(TrainConfig()).items():
-        if isinstance(v, bool):
-            p.add_argument(f"--{k.replace('_', '-')}", action="store_true", default=v)
-        else:
-            p.add_argument(f"--{k.replace('_', '-')}", type=type(v), default=v)
-    cfg = TrainConfig(**vars(p.parse_args(argv)))
-    command = "python -m trustframe.generator.train_vae " + " ".join(sys.argv[1:] if argv is None else argv)
-
-    # --- distributed set-up (torchrun sets RANK / WORLD_SIZE; plain python runs one process) ---
-    rank, world_size = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    if world_size > 1:
-        dist.init_process_group("gloo")
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed + rank)
-    rng = np.random.default_rng(cfg.seed + 1000 * rank)
+    cfg, command = parse_config(TrainConfig, argv, "trustframe.generator.train_vae", __doc__.splitlines()[0])
+    rank, world_size, rng = init_process(cfg.seed, cfg.threads)
     master = rank == 0
 
     from trustframe.generator import world
