@@ -362,13 +362,16 @@ def encode_video(data: np.ndarray, path, *, fps: float = 24.0, crf: int = 18, co
     with av.open(target, "w", format="mov" if container == "mov" else container) as c:
         st = c.add_stream(codec, rate=rate)
         st.width, st.height, st.pix_fmt = pw, ph, "yuv420p"
+        st.time_base = 1 / rate
         opts = {"crf": str(crf), "preset": preset}
         if codec == "libx265":
             opts["x265-params"] = "log-level=error"
         st.options = opts
         st.codec_context.thread_count = threads
-        for frame in data:
-            for packet in st.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
+        for i, frame in enumerate(data):
+            vf = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            vf.pts, vf.time_base = i, 1 / rate  # explicit timestamps: x265 in MP4 needs them
+            for packet in st.encode(vf):
                 c.mux(packet)
         for packet in st.encode():
             c.mux(packet)

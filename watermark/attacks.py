@@ -13,7 +13,6 @@ import io
 import math
 import random
 from collections.abc import Callable
-from fractions import Fraction
 
 import numpy as np
 import torch
@@ -56,10 +55,7 @@ def video_codec(x: torch.Tensor, crf: int = 28, codec: str = "libx264", fps: int
                 preset: str = "medium") -> torch.Tensor:
     """Real H.264 / H.265 (PyAV, yuv420p, constant quality `crf`) of the frames as one clip."""
     frames = to_uint8(x)
-    t, h, w, _ = frames.shape
-    ph, pw = h + h % 2, w + w % 2  # yuv420p needs even sides
-    if (ph, pw) != (h, w):
-        frames = np.pad(frames, ((0, 0), (0, ph - h), (0, pw - w), (0, 0)), mode="edge")
+    t, h, w, _ = frames.shape  # encode_video pads odd sides; the crop below removes the padding
     try:
         dec = _encode_decode(frames, crf, codec, fps, preset, "mp4")
     except Exception:  # the MP4 muxer refuses some x265 packets ("not yet implemented"): MKV
@@ -71,24 +67,10 @@ def _encode_decode(frames: np.ndarray, crf: int, codec: str, fps: int, preset: s
                    container: str) -> np.ndarray:
     import av
 
-    _, ph, pw, _ = frames.shape
+    from trustframe.media import encode_video
+
     buf = io.BytesIO()
-    with av.open(buf, "w", format=container) as c:
-        st = c.add_stream(codec, rate=Fraction(fps))
-        st.width, st.height, st.pix_fmt = pw, ph, "yuv420p"
-        st.time_base = Fraction(1, fps)
-        opts = {"crf": str(crf), "preset": preset}
-        if codec == "libx265":
-            opts["x265-params"] = "log-level=error"
-        st.options = opts
-        st.codec_context.thread_count = 1
-        for i, f in enumerate(frames):
-            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
-            vf.pts, vf.time_base = i, Fraction(1, fps)
-            for pkt in st.encode(vf):
-                c.mux(pkt)
-        for pkt in st.encode():
-            c.mux(pkt)
+    encode_video(frames, buf, fps=fps, crf=crf, codec=codec, container=container, preset=preset, threads=1)
     buf.seek(0)
     with av.open(buf) as c:
         return np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
