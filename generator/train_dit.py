@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from trustframe.generator.training import init_process, parse_config
+from trustframe.generator.training import init_process, parse_config, time_is_up
 
 # size buckets (frames, height, width) -> share of the training clips / batches
 BUCKETS: dict[tuple[int, int, int], float] = {
@@ -201,12 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     loss_avg = None
     while True:
         elapsed = time.time() - t_start
-        done = elapsed >= budget
-        if world_size > 1:
-            flag = torch.tensor([float(done)])
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            done = bool(flag.item())
-        if done:
+        if time_is_up(elapsed, budget, world_size):
             break
         frac = elapsed / budget
         lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))

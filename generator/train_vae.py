@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from trustframe.generator.training import init_process, parse_config
+from trustframe.generator.training import init_process, parse_config, time_is_up
 
 
 @dataclass
@@ -161,12 +161,7 @@ def main(argv: list[str] | None = None) -> None:
 
     while True:
         elapsed = time.time() - t_start
-        done = elapsed >= budget
-        if world_size > 1:  # every rank stops at the same step
-            flag = torch.tensor([float(done)])
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            done = bool(flag.item())
-        if done:
+        if time_is_up(elapsed, budget, world_size):
             break
         frac = elapsed / budget
         lr = cfg.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))

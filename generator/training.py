@@ -33,3 +33,13 @@ def init_process(seed: int, threads: int) -> tuple[int, int, np.random.Generator
     torch.set_num_threads(threads)
     torch.manual_seed(seed + rank)
     return rank, world_size, np.random.default_rng(seed + 1000 * rank)
+
+
+def time_is_up(elapsed: float, budget: float, world_size: int) -> bool:
+    """True once `budget` seconds have passed on any rank, so every rank stops at the same step."""
+    done = elapsed >= budget
+    if world_size > 1:
+        flag = torch.tensor([float(done)])
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        done = bool(flag.item())
+    return done
