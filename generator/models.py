@@ -39,36 +39,36 @@ def presets() -> list[str]:
     return [n for n in _presets("generator") if n.startswith("tfdit-") and not n.endswith("-text")]
 
 
-@lru_cache(maxsize=4)
+def _instantiate(cls, cfg_cls, config: dict, state_dict: dict):
+    """`cls(cfg_cls(config))` with `state_dict` loaded as float32, in eval mode, frozen."""
+    model = cls(cfg_cls.from_dict(config))
+    model.load_state_dict({k: v.float() for k, v in state_dict.items()})
+    return model.eval().requires_grad_(False)
+
+
+@lru_cache(maxsize=8)
+def _load_preset(cls, cfg_cls, name: str):
+    """Shipped preset -> (model, its card, card path)."""
+    from trustframe.weights import load_checkpoint
+
+    ck = load_checkpoint("generator", name)
+    return _instantiate(cls, cfg_cls, ck.card["config"], ck.state_dict), ck.card, ck.path.with_suffix(".json")
+
+
 def load_vae(name: str) -> tuple[VideoVAE, Path]:
     """Shipped VAE preset -> (model in eval mode, float32; card path)."""
-    from trustframe.weights import load_checkpoint
-
-    ck = load_checkpoint("generator", name)
-    vae = VideoVAE(VAEConfig.from_dict(ck.card["config"]))
-    vae.load_state_dict({k: v.float() for k, v in ck.state_dict.items()})
-    return vae.eval().requires_grad_(False), ck.path.with_suffix(".json")
+    vae, _, path = _load_preset(VideoVAE, VAEConfig, name)
+    return vae, path
 
 
-@lru_cache(maxsize=4)
 def load_text_encoder(name: str) -> tuple[TextEncoder, Path]:
-    from trustframe.weights import load_checkpoint
-
-    ck = load_checkpoint("generator", name)
-    text = TextEncoder(TextConfig.from_dict(ck.card["config"]))
-    text.load_state_dict({k: v.float() for k, v in ck.state_dict.items()})
-    return text.eval().requires_grad_(False), ck.path.with_suffix(".json")
+    text, _, path = _load_preset(TextEncoder, TextConfig, name)
+    return text, path
 
 
-@lru_cache(maxsize=4)
 def load_dit(name: str) -> tuple[DiT, dict, Path]:
     """-> (DiT in eval mode, its card, card path)."""
-    from trustframe.weights import load_checkpoint
-
-    ck = load_checkpoint("generator", name)
-    dit = DiT(DiTConfig.from_dict(ck.card["config"]))
-    dit.load_state_dict({k: v.float() for k, v in ck.state_dict.items()})
-    return dit.eval().requires_grad_(False), ck.card, ck.path.with_suffix(".json")
+    return _load_preset(DiT, DiTConfig, name)
 
 
 @dataclass
@@ -156,10 +156,8 @@ def load_generator_from(dit_card_path: Path | str, vae_dir: Path | str | None = 
     vae_path = Path(vae_dir or weights_dir("generator")) / f"{dit_card['vae']}.json"
 
     def build(cls, cfg_cls, path: Path):
-        model = cls(cfg_cls.from_dict(json.loads(path.read_text())["config"]))
-        sd = load_file(str(path.with_suffix(".safetensors")))
-        model.load_state_dict({k: v.float() for k, v in sd.items()})
-        return model.eval().requires_grad_(False)
+        config = json.loads(path.read_text())["config"]
+        return _instantiate(cls, cfg_cls, config, load_file(str(path.with_suffix(".safetensors"))))
 
     vae, text = build(VideoVAE, VAEConfig, vae_path), build(TextEncoder, TextConfig, text_path)
     dit = build(DiT, DiTConfig, dit_path)
