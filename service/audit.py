@@ -19,7 +19,6 @@ from trustframe.errors import TrustFrameError
 from trustframe.provenance.reading import ProvenanceResult, read_manifest_store, read_provenance
 from trustframe.provenance.repository import ManifestRepository, open_repository
 from trustframe.service.verdict import (
-    DetectorSection,
     ErrorSection,
     ProvenanceSection,
     Verdict,
@@ -64,19 +63,7 @@ def _watermark_signal(frames: media.Frames, s: Settings) -> WatermarkSection | N
     return WatermarkSection(detected=r.detected, p_value=r.p_value, payload=r.payload, alg=r.alg)
 
 
-def _detector_signal(frames: media.Frames) -> DetectorSection | None:
-    """The AI-video classifier, or None while no detector preset ships."""
-    from trustframe.weights import presets
-
-    if not presets("detector"):
-        return None
-    from trustframe.detector import score
-
-    r = score(frames)
-    return DetectorSection(score=r.score, model=r.model)
-
-
-def recover_manifest(payload: str, alg: str, mime: str, repo: ManifestRepository,
+def recover_manifest(payload: str, alg: str, repo: ManifestRepository,
                      s: Settings) -> ProvenanceResult | None:
     """Look a watermark payload up in the repository and validate the manifest found."""
     ids = repo.by_binding(alg, payload, max_results=1)
@@ -104,14 +91,14 @@ def audit_file(path: str | os.PathLike, settings: Settings | None = None, *,
         mime = info.media_type
         digest = _sha256(path)
         prov = read_provenance(path, s)
-        frames = media.read(path, max_frames=s.audit_frames, settings=s)
+        frames = media.read(path, max_frames=s.audit_frames, settings=s, info=info)
         wm = _watermark_signal(frames, s)
         if wm is not None and wm.detected and wm.payload and not (prov.present and prov.state != "invalid"):
             repo = repository or open_repository(s)
-            recovered = recover_manifest(wm.payload, wm.alg, mime, repo, s)
+            recovered = recover_manifest(wm.payload, wm.alg, repo, s)
             if recovered is not None:
                 prov = recovered
-        det = _detector_signal(frames)
+        det = None  # the detector component has not landed yet
     except TrustFrameError as e:
         message = str(e).replace(path.name, Path(name).name)  # a spooled upload: its given name
         return Verdict(file=name, media_type=mime, label="error", reasons=[f"could not audit: {message}"],

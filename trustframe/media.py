@@ -202,14 +202,15 @@ def _probe_video(path: Path, media_type: str, size: int) -> MediaInfo:
 
 
 def read(path: str | os.PathLike, max_frames: int | None = None,
-         settings: Settings | None = None) -> Frames:
+         settings: Settings | None = None, info: MediaInfo | None = None) -> Frames:
     """Decode an image or video into `Frames`. With `max_frames`, a video is sampled evenly.
 
+    `info` is this file's `probe()` result when the caller already has it (limits already checked).
     Raises `UnsupportedMedia`, `CorruptMedia` or `MediaTooLarge`; never returns empty frames.
     """
     s = settings or load_settings()
     path = Path(path)
-    info = probe(path, s)
+    info = info or probe(path, s)
     if info.media_type in IMAGE_TYPES:
         return _read_image(path, info)
     frames = None
