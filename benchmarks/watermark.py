@@ -120,11 +120,11 @@ class Ours:
         payload = f"{rng.getrandbits(48):012x}"
         bits = codec.encode(payload, KEY, self.n)
         tile = tile_from_spectrum(self.layout, spectrum(self.layout, bits))
-        return embed_frames(frames, tile, self.preset.embedder), (payload, bits)
+        return embed_frames(frames, tile, self.preset.embedder, self.preset.mask), (payload, bits)
 
     def check(self, frames: np.ndarray, truth) -> tuple[float, bool, bool]:
         payload, bits = truth
-        soft, _, _ = soft_bits(frames, self.layout, self.preset.extractor)
+        soft, _, _ = soft_bits(frames, self.layout, self.preset.extractor, self.preset.reveal)
         dec = codec.decode(soft, KEY)
         detected = stats.p_value(dec.sync_matches, dec.sync_total) <= FPR
         acc = float(((soft > 0) == bits.astype(bool)).mean())
@@ -132,7 +132,7 @@ class Ours:
 
     def clean_matches(self, frames: np.ndarray) -> int:
         """Sync-bit matches on (presumably) unwatermarked frames."""
-        soft, _, _ = soft_bits(frames, self.layout, self.preset.extractor)
+        soft, _, _ = soft_bits(frames, self.layout, self.preset.extractor, self.preset.reveal)
         return codec.decode(soft, KEY, chase=0).sync_matches
 
 
@@ -261,7 +261,7 @@ def speed(ours: Ours) -> dict:
             ours.check(wm, truth)
         d = 3 * len(clip) / (time.perf_counter() - t)
         t = time.perf_counter()
-        average_map(wm, ours.preset.extractor)
+        average_map(wm, ours.preset.extractor, ours.preset.reveal)
         r = len(clip) / (time.perf_counter() - t)
         out[label] = {"embed_fps": round(e, 1), "detect_fps": round(d, 1),
                       "detect_per_frame_stage_fps": round(r, 1)}

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from trustframe.generator.training import init_process, parse_config, time_is_up
+from trustframe.training import init_process, parse_config, time_is_up
 
 # size buckets (frames, height, width) -> share of the training clips / batches
 BUCKETS: dict[tuple[int, int, int], float] = {

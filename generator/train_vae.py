@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from trustframe.generator.training import init_process, parse_config, time_is_up
+from trustframe.training import init_process, parse_config, time_is_up
 
 
 @dataclass

@@ -156,9 +156,24 @@ def test_random_attack_chain_is_seeded():
     import random
 
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
-    a, da = attacks.random_attack(x, random.Random(5), codec_p=0.5)
-    b, db = attacks.random_attack(x, random.Random(5), codec_p=0.5)
-    assert da == db and a.shape[-2:] == (64, 64) and torch.allclose(a, b)
+    pattern = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(3))
+    a, pa, da = attacks.random_attack(x, pattern, random.Random(5), 48, codec_p=0.5)
+    b, pb, db = attacks.random_attack(x, pattern, random.Random(5), 48, codec_p=0.5)
+    assert da == db and a.shape == (2, 3, 48, 48) and pa.shape == (2, 1, 48, 48)
+    assert torch.allclose(a, b) and torch.equal(pa, pb)
+
+
+def test_random_attack_moves_the_pattern_with_the_frames():
+    """Geometry applies to frames and target alike: a pattern drawn into the frames stays aligned."""
+    import random
+
+    pattern = torch.randn(4, 1, 96, 96, generator=torch.Generator().manual_seed(4))
+    x = (0.5 + 0.1 * pattern).clamp(0, 1).repeat(1, 3, 1, 1)
+    for seed in range(4):  # codec_p = jpeg_p = 0: rounding only after the geometry
+        xa, pa, desc = attacks.random_attack(x, pattern, random.Random(seed), 64, 0.0, 0.0)
+        y = xa.mean(1, keepdim=True) - xa.mean()
+        corr = float((y * pa).sum() / (y.norm() * pa.norm()))
+        assert corr > 0.5, desc
 
 
 # ---- embed -> detect ---------------------------------------------------------------------------

