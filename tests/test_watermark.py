@@ -291,3 +291,19 @@ def test_cli_embed_and_detect(tmp_path, home, photo):
     assert r.exit_code == 0 and "no watermark" in r.output
     r = run(app, ["embed", str(src), "-o", str(tmp_path / "x.png"), "--payload", "xyz"])
     assert isinstance(r.exception, ConfigError)
+
+
+def test_training_runs_saves_and_resumes(tmp_path):
+    """A few steps of the real training loop, then a second run resumes from the checkpoint."""
+    from trustframe.watermark import train
+
+    args = ["--pool", "8", "--batch", "2", "--patch", "64", "--out-px", "48", "--keys", "2",
+            "--out", str(tmp_path), "--codec-p", "0.5"]
+    train.main([*args, "--minutes", "0.05"])
+    state = torch.load(tmp_path / "tfwm-base" / "state.pt", weights_only=True)
+    first = int(state["step"])
+    assert first > 0 and all(torch.isfinite(v).all() for v in state["model"].values())
+    train.main([*args, "--minutes", "0.1"])
+    again = torch.load(tmp_path / "tfwm-base" / "state.pt", weights_only=True)
+    assert int(again["step"]) > first
+    assert float(again["elapsed"]) >= 0.1 * 60

@@ -56,10 +56,14 @@ def video_codec(x: torch.Tensor, crf: int = 28, codec: str = "libx264", fps: int
     """Real H.264 / H.265 (PyAV, yuv420p, constant quality `crf`) of the frames as one clip."""
     frames = to_uint8(x)
     t, h, w, _ = frames.shape  # encode_video pads odd sides; the crop below removes the padding
-    try:
-        dec = _encode_decode(frames, crf, codec, fps, preset, "mp4")
-    except Exception:  # the MP4 muxer refuses some x265 packets ("not yet implemented"): MKV
-        dec = _encode_decode(frames, crf, codec, fps, preset, "matroska")
+    container = "mp4"
+    if codec == "libx265":
+        # Matroska: the MP4 muxer refuses some x265 packets ("not yet implemented"). Frames
+        # smaller than x265's 64-px coding tree unit are edge-padded: the x265 in the PyAV 18.1
+        # wheel aborted the process (corrupted heap) on some 48 x 48 clips at CRF 30, veryfast.
+        container = "matroska"
+        frames = np.pad(frames, ((0, 0), (0, max(0, 64 - h)), (0, max(0, 64 - w)), (0, 0)), mode="edge")
+    dec = _encode_decode(frames, crf, codec, fps, preset, container)
     return straight_through(x, from_uint8(dec[:t, :h, :w]))
 
 
