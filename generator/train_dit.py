@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from trustframe.training import init_process, parse_config, time_is_up
+from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
 
 # size buckets (frames, height, width) -> share of the training clips / batches
 BUCKETS: dict[tuple[int, int, int], float] = {
@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> None:
 
     loss_avg = None
     while True:
-        elapsed = time.time() - t_start
-        if time_is_up(elapsed, budget, world_size):
+        elapsed = shared_elapsed(t_start, world_size)
+        if elapsed >= budget:
             break
         frac = elapsed / budget
         lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> None:
             last_ckpt = time.time()
             print(f"checkpoint step {step}", flush=True)
 
+    check_in_sync(model, rank, world_size)
     if master:
         save_state()
         train_minutes = (time.time() - t_start) / 60

@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from trustframe.training import init_process, parse_config, time_is_up
+from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
 
 
 @dataclass
@@ -160,8 +160,8 @@ def main(argv: list[str] | None = None) -> None:
         os.replace(state_path.with_suffix(".tmp"), state_path)
 
     while True:
-        elapsed = time.time() - t_start
-        if time_is_up(elapsed, budget, world_size):
+        elapsed = shared_elapsed(t_start, world_size)
+        if elapsed >= budget:
             break
         frac = elapsed / budget
         lr = cfg.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
@@ -204,6 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             log.append({"step": step, "minutes": round(elapsed / 60, 2), "heldout_psnr": round(val, 2)})
             print(f"checkpoint step {step}: held-out PSNR {val:.2f} dB", flush=True)
 
+    check_in_sync(vae, rank, world_size)
     if master:
         save_state()
         train_minutes = (time.time() - t_start) / 60

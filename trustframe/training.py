@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from dataclasses import asdict
 
 import numpy as np
@@ -35,11 +36,27 @@ def init_process(seed: int, threads: int) -> tuple[int, int, np.random.Generator
     return rank, world_size, np.random.default_rng(seed + 1000 * rank)
 
 
-def time_is_up(elapsed: float, budget: float, world_size: int) -> bool:
-    """True once `budget` seconds have passed on any rank, so every rank stops at the same step."""
-    done = elapsed >= budget
+def shared_elapsed(t_start: float, world_size: int) -> float:
+    """Seconds since `t_start` on rank 0's clock, the same number on every rank.
+
+    Every rank must derive the stop and the learning rate from one clock: with per-rank clocks
+    the ranks stop at different steps (a hang) or apply slightly different learning rates to the
+    same averaged gradients, and their weights drift apart.
+    """
+    elapsed = time.time() - t_start
     if world_size > 1:
-        flag = torch.tensor([float(done)])
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        done = bool(flag.item())
-    return done
+        t = torch.tensor([elapsed], dtype=torch.float64)
+        dist.broadcast(t, 0)
+        elapsed = float(t.item())
+    return elapsed
+
+
+def check_in_sync(model: torch.nn.Module, rank: int, world_size: int) -> None:
+    """Raise on any rank whose weights differ from rank 0's (they must have trained one model)."""
+    if world_size == 1:
+        return
+    flat = torch.cat([p.detach().float().flatten() for p in model.parameters()])
+    ref = flat.clone()
+    dist.broadcast(ref, 0)
+    if not torch.allclose(flat, ref):
+        raise RuntimeError(f"rank {rank}: weights differ from rank 0's by up to {float((flat - ref).abs().max()):.3g}")

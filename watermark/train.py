@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from trustframe.training import init_process, parse_config, time_is_up
+from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
 from trustframe.watermark import attacks, data
 from trustframe.watermark.layout import LayoutConfig, make_layout, spectrum, tile_from_spectrum
 from trustframe.watermark.nets import MaskNet, NetConfig, RevealNet, blur, gaussian_kernel
@@ -140,6 +140,10 @@ def main(argv=None) -> None:
         if master:
             print(f"resumed at step {step}, {elapsed0 / 60:.1f} min", flush=True)
 
+    if world_size > 1:  # ranks seed differently (their data differ): start from rank 0's weights
+        for p in model.parameters():
+            torch.distributed.broadcast(p.data, 0)
+
     images = data.training_images()
     pool = np.stack([data.random_patch(images[rng.randrange(len(images))], cfg.patch, rng)
                      for _ in range(cfg.pool)])
@@ -159,8 +163,8 @@ def main(argv=None) -> None:
     t_start = time.time() - elapsed0
     last_ckpt, budget = time.time(), cfg.minutes * 60
     acc = {"loss": 0.0, "ncc": 0.0, "ncc_handmade": 0.0, "ssim": 0.0, "n": 0}
-    while not time_is_up(time.time() - t_start, budget, world_size):
-        frac = min(1.0, (time.time() - t_start) / budget)
+    while (elapsed := shared_elapsed(t_start, world_size)) < budget:
+        frac = elapsed / budget
         lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
@@ -201,6 +205,7 @@ def main(argv=None) -> None:
         if master and time.time() - last_ckpt > cfg.ckpt_minutes * 60:
             save_state()
             last_ckpt = time.time()
+    check_in_sync(model, rank, world_size)
     if master:
         save_state()
         print(f"done: {step} steps, {(time.time() - t_start) / 60:.1f} min", flush=True)
