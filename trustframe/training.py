@@ -59,4 +59,5 @@ def check_in_sync(model: torch.nn.Module, rank: int, world_size: int) -> None:
     ref = flat.clone()
     dist.broadcast(ref, 0)
     if not torch.allclose(flat, ref):
-        raise RuntimeError(f"rank {rank}: weights differ from rank 0's by up to {float((flat - ref).abs().max()):.3g}")
+        gap = float((flat - ref).abs().max())
+        raise RuntimeError(f"rank {rank}: weights differ from rank 0's by up to {gap:.3g}")
