@@ -150,13 +150,15 @@ def main(argv: list[str] | None = None) -> None:
     n_params = {"dit": sum(p.numel() for p in dit.parameters()),
                 "text": sum(p.numel() for p in text.parameters())}
     state_path = run_dir / "state.pt"
-    step, elapsed0, log = 0, 0.0, []
+    step, elapsed0, log, commands = 0, 0.0, [], [command]
     if state_path.is_file():  # resume from our own checkpoint (tensors only)
         st = torch.load(state_path, weights_only=True)
         model.load_state_dict(st["model"])
         ema.load_state_dict(st["ema"])
         opt.load_state_dict(st["opt"])
         step, elapsed0 = int(st["step"]), float(st["elapsed"])
+        log = json.loads(st.get("log", "[]"))
+        commands = [*json.loads(st.get("commands", "[]")), command]  # each run that made these weights
         if master:
             print(f"resumed at step {step}, {elapsed0 / 60:.1f} min", flush=True)
     if master:
@@ -167,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
     def export(dest_dir: Path, train_minutes: float, final: bool) -> None:
         vc = vck.card
         text_name, dit_name = f"{cfg.name}-text", cfg.name
-        common = {"version": "0.1.0", "command": command, "train_config": asdict(cfg), "commit": git_commit(),
+        common = {"version": "0.1.0", "command": command, "commands": commands, "train_config": asdict(cfg),
+                  "commit": git_commit(),
                   "data": f"{sum(len(latents[k]) for k in keys)} world clips (split='train', HELD_OUT pairs "
                           f"excluded) x {cfg.captions_per_clip} captions, buckets {list(BUCKETS)}",
                   "steps": step, "train_minutes": round(train_minutes, 1), "processes": world_size,
@@ -194,7 +197,8 @@ def main(argv: list[str] | None = None) -> None:
     def save_state():
         run_dir.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "step": step, "elapsed": time.time() - t_start}, state_path.with_suffix(".tmp"))
+                    "step": step, "elapsed": time.time() - t_start, "log": json.dumps(log),
+                    "commands": json.dumps(commands)}, state_path.with_suffix(".tmp"))
         os.replace(state_path.with_suffix(".tmp"), state_path)
         export(run_dir / "export", (time.time() - t_start) / 60, final=False)
 

@@ -38,6 +38,7 @@ class ExtractorConfig:
     fine_steps: int = 3
     mirror: bool = True  # also try the horizontally flipped frame
     max_frames: int = 64  # frames used from a clip (evenly spaced)
+    temporal_pool: int = 2  # consecutive used frames averaged before RevealNet (speed for video)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -45,14 +46,23 @@ class ExtractorConfig:
 
 @torch.inference_mode()
 def average_map(data: np.ndarray, cfg: ExtractorConfig, reveal: RevealNet) -> np.ndarray:
-    """uint8 (T, H, W, 3) -> mean revealed pattern (h, w) at the working resolution."""
+    """uint8 (T, H, W, 3) -> mean revealed pattern (h, w) at the working resolution.
+
+    With `temporal_pool` k > 1, each run of k used frames is averaged (in luma) before the
+    network: the pattern is the same in every frame, so it keeps its strength while the network
+    runs k times less often.
+    """
     _, h, w, _ = data.shape
     ws = work_shape(h, w, cfg.work_size)
     idx = np.unique(np.linspace(0, len(data) - 1, min(len(data), cfg.max_frames)).round()).astype(int)
-    acc = torch.zeros(ws)
-    for b in range(0, len(idx), BATCH):
-        acc += reveal(work_luma(data[idx[b: b + BATCH]], ws))[:, 0].sum(0)
-    return (acc / len(idx)).numpy()
+    k = max(1, cfg.temporal_pool)
+    acc, n = torch.zeros(ws), 0
+    for b in range(0, len(idx), BATCH * k):
+        y = work_luma(data[idx[b: b + BATCH * k]], ws)  # (B, 1, h, w)
+        groups = torch.stack([g.mean(0) for g in y.split(k)])  # (ceil(B / k), 1, h, w)
+        acc += reveal(groups)[:, 0].sum(0)
+        n += len(groups)
+    return (acc / n).numpy()
 
 
 def whiten_spectrum(spec: np.ndarray, k: int) -> np.ndarray:

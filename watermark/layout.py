@@ -22,8 +22,8 @@ import numpy as np
 class LayoutConfig:
     num_bits: int = 128
     tile: int = 128  # px at the working resolution
-    r_min: float = 10.0  # cycles per tile (period 12.8 px at the working resolution)
-    r_max: float = 24.0  # (period 5.3 px; x2.8 on a 720p frame)
+    r_min: float = 6.0  # cycles per tile (period 21 px at the working resolution)
+    r_max: float = 16.0  # (period 8 px; x2.8 on a 720p frame)
     template_frac: float = 0.3  # share of the ring's frequencies given to the template
     density: float = 1.0  # share of the ring's frequencies used at all (keyed choice)
 

@@ -30,7 +30,7 @@ class NetConfig:
     mask_floor: float = 0.25  # mask range before unit-RMS normalisation
     mask_ceil: float = 3.0
     reveal_channels: int = 16
-    highpass_sigma: float = 6.0  # px; RevealNet's input is luma minus its Gaussian blur
+    highpass_sigma: float = 8.0  # px; RevealNet's input is luma minus its Gaussian blur
 
     def as_dict(self) -> dict:
         return asdict(self)
