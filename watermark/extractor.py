@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import torch
 
-from trustframe.watermark.embedder import BATCH, work_luma, work_shape
+from trustframe.watermark.embedder import frames_per_call, work_luma, work_shape
 from trustframe.watermark.layout import Layout, read_bits
 from trustframe.watermark.nets import RevealNet
 
@@ -56,9 +56,10 @@ def average_map(data: np.ndarray, cfg: ExtractorConfig, reveal: RevealNet) -> np
     ws = work_shape(h, w, cfg.work_size)
     idx = np.unique(np.linspace(0, len(data) - 1, min(len(data), cfg.max_frames)).round()).astype(int)
     k = max(1, cfg.temporal_pool)
+    step = k * frames_per_call(ws)
     acc, n = torch.zeros(ws), 0
-    for b in range(0, len(idx), BATCH * k):
-        y = work_luma(data[idx[b: b + BATCH * k]], ws)  # (B, 1, h, w)
+    for b in range(0, len(idx), step):
+        y = work_luma(data[idx[b: b + step]], ws)  # (B, 1, h, w)
         groups = torch.stack([g.mean(0) for g in y.split(k)])  # (ceil(B / k), 1, h, w)
         acc += reveal(groups)[:, 0].sum(0)
         n += len(groups)
