@@ -7,7 +7,7 @@ temporal consistency, Fréchet distance, speed and memory.
 Prompts are captions (`trustframe.generator.captions.caption`) of world specs: "seen" specs come from
 split="train" (every (colour, shape) pair was in training, the clips and wordings are new), "held-out"
 specs from split="heldout" (the first object is a HELD_OUT pair never trained on). Each prompt is
-generated at the spec's size and length with 25 steps and guidance 4 (prompts sampled in batches of
+generated at the spec's size and length with 25 steps and the default guidance (prompts sampled in batches of
 `--batch` through the same text encoder, DiT, Euler sampler and VAE decoder as `Generator.sample`),
 read back by the analytic checker (`trustframe.generator.checker`) and scored with
 `adherence(...)["all"]`: every object's colour, shape, count and direction right in every shot, and
@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from trustframe.generator.pipeline import DEFAULT_GUIDANCE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,7 +90,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cuts", type=int, default=60, help="extra two-shot prompts for cut accuracy")
     p.add_argument("--vae-clips", type=int, default=48)
     p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
     p.add_argument("--shift", type=float, default=-1.0, help="sampler time shift (-1: the card's)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--batch", type=int, default=12, help="prompts sampled together (same model and sampler)")
@@ -190,7 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     for s in range(5):
         t0 = time.perf_counter()
         g.decode(g.sample("a red ball moving to the left", frames=16, height=64, width=64, steps=25,
-                          guidance=4.0, seed=s))
+                          seed=s))
         times.append(time.perf_counter() - t0)
     sec = float(np.median(times))
     res["speed"] = {"seconds_per_clip_16x64x64_25_steps": round(sec, 3),

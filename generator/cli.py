@@ -8,6 +8,7 @@ from pathlib import Path
 import typer
 
 from trustframe.errors import ConfigError
+from trustframe.generator.pipeline import DEFAULT_GUIDANCE
 from trustframe.settings import load_settings
 
 
@@ -26,7 +27,7 @@ def generate(
     size: str = typer.Option("64x64", help="WIDTHxHEIGHT, multiples of 8."),
     seed: int = typer.Option(0, help="Random seed: the same seed and prompt give the same clip."),
     steps: int = typer.Option(25, help="Sampling steps (Euler, rectified flow)."),
-    guidance: float = typer.Option(4.0, help="Classifier-free guidance scale."),
+    guidance: float = typer.Option(DEFAULT_GUIDANCE, help="Classifier-free guidance scale."),
     preset: str = typer.Option("tfdit-s", help="Model preset."),
     upscale: int = typer.Option(4, help="Output upsampling (1, 2, 4) before watermarking."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),

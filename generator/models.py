@@ -2,7 +2,7 @@
 
     from trustframe.generator.models import load_generator
     g = load_generator("tfdit-s")
-    z = g.sample("a red ball moving left", frames=16, height=64, width=64, steps=25, guidance=4.0, seed=0)
+    z = g.sample("a red ball moving left", frames=16, height=64, width=64, steps=25, seed=0)
     frames = g.decode(z)  # uint8 (T, H, W, 3)
 
 The DiT card names its VAE and text encoder (`card["vae"]`, `card["text_encoder"]`) and carries the
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from trustframe.generator.dit import DIT_SIZES, DiT, DiTConfig, create_dit
+from trustframe.generator.pipeline import DEFAULT_GUIDANCE
 from trustframe.generator.sampler import euler_sample
 from trustframe.generator.text import TEXT_SIZES, TextConfig, TextEncoder, create_text_encoder
 from trustframe.generator.vae import VAE_SIZES, VAEConfig, VideoVAE, create_vae
@@ -110,8 +111,8 @@ class Generator:
 
     @torch.no_grad()
     def sample(self, prompt: str, *, frames: int = 16, height: int = 64, width: int = 64, steps: int = 25,
-               guidance: float = 4.0, seed: int = 0, progress: Callable[[int, int], None] | None = None,
-               shift: float | None = None) -> Latents:
+               guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
+               progress: Callable[[int, int], None] | None = None, shift: float | None = None) -> Latents:
         """Prompt -> latents for a (frames, height, width) clip; deterministic given `seed`."""
         if frames < 1 or height < 8 or width < 8 or steps < 1:
             raise ValueError("frames >= 1, height and width >= 8, steps >= 1")

@@ -34,7 +34,7 @@ def time_grid(steps: int, shift: float = 1.0) -> torch.Tensor:
 
 @torch.no_grad()
 def euler_sample(model, shape: tuple[int, ...], cond: tuple, uncond: tuple | None, *, steps: int = 25,
-                 guidance: float = 4.0, seed: int = 0, shift: float = 1.0,
+                 guidance: float, seed: int = 0, shift: float = 1.0,
                  progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Integrate the flow from noise (seeded) to a latent of `shape` (N, C, t, h, w).
 

@@ -26,6 +26,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from trustframe.generator.pipeline import DEFAULT_GUIDANCE
 from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
 
 # size buckets (frames, height, width) -> share of the training clips / batches
@@ -181,8 +182,8 @@ def main(argv: list[str] | None = None) -> None:
                     "parameters": n_params["dit"], "vae": cfg.vae, "text_encoder": text_name,
                     "vae_card_sha256": vck.card_sha256,
                     "latent_mean": vc["latent_mean"], "latent_std": vc["latent_std"],
-                    "sampler": {"kind": "rectified-flow euler + CFG", "steps": 25, "guidance": 4.0,
-                                "shift": 1.0},
+                    "sampler": {"kind": "rectified-flow euler + CFG", "steps": 25,
+                                "guidance": DEFAULT_GUIDANCE, "shift": 1.0},
                     "log": log}
         half = {k: v.half() for k, v in ema.state_dict().items()}
         save_checkpoint(dest_dir / text_name, {k[5:]: v for k, v in half.items() if k.startswith("text.")},

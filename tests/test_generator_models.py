@@ -138,10 +138,10 @@ def test_sampler_is_deterministic_with_seed():
     text = _tiny_text().eval()
     cond, uncond = text.encode(["a red ball moving left"]), text.encode([""])
     calls = []
-    a = euler_sample(model, (1, 4, 2, 4, 4), cond, uncond, steps=4, seed=3,
+    a = euler_sample(model, (1, 4, 2, 4, 4), cond, uncond, steps=4, guidance=4.0, seed=3,
                      progress=lambda i, n: calls.append(i))
-    b = euler_sample(model, (1, 4, 2, 4, 4), cond, uncond, steps=4, seed=3)
-    c = euler_sample(model, (1, 4, 2, 4, 4), cond, uncond, steps=4, seed=4)
+    b = euler_sample(model, (1, 4, 2, 4, 4), cond, uncond, steps=4, guidance=4.0, seed=3)
+    c = euler_sample(model, (1, 4, 2, 4, 4), cond, uncond, steps=4, guidance=4.0, seed=4)
     assert torch.equal(a, b) and not torch.equal(a, c) and calls == [1, 2, 3, 4]
     assert time_grid(10)[0] == 1 and time_grid(10)[-1] == 0
 
