@@ -19,6 +19,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from trustframe.watermark.nets import blur, gaussian_kernel
+
 
 def straight_through(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Forward value `y`, gradient of the identity with respect to `x`."""
@@ -127,13 +129,7 @@ def hflip(x: torch.Tensor) -> torch.Tensor:
 # ---- signal ------------------------------------------------------------------------------------
 
 def gaussian_blur(x: torch.Tensor, sigma: float = 1.0) -> torch.Tensor:
-    r = max(1, math.ceil(3 * sigma))
-    k = torch.exp(-torch.arange(-r, r + 1, dtype=x.dtype) ** 2 / (2 * sigma**2))
-    k = k / k.sum()
-    c = x.shape[1]
-    x = F.pad(x, (r, r, r, r), mode="replicate")
-    x = F.conv2d(x, k.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
-    return F.conv2d(x, k.view(1, 1, -1, 1).repeat(c, 1, 1, 1), groups=c)
+    return blur(x, gaussian_kernel(sigma), border="replicate")
 
 
 def noise(x: torch.Tensor, sigma: float = 0.02, seed: int = 0) -> torch.Tensor:
