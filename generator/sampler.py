@@ -17,13 +17,22 @@ def logit_normal_t(n: int, generator: torch.Generator | None = None, mean: float
     return torch.sigmoid(mean + std * torch.randn(n, generator=generator, device=device))
 
 
-def rectified_flow_loss(velocity, x0: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """velocity(x_t, t) -> v; x0 (N, C, t, h, w) clean latents -> mean squared velocity error."""
+def rectified_flow_loss(velocity, x0: torch.Tensor, generator: torch.Generator | None = None,
+                        weight: torch.Tensor | None = None) -> torch.Tensor:
+    """velocity(x_t, t) -> v; x0 (N, C, t, h, w) clean latents -> mean squared velocity error.
+
+    weight: optional, broadcastable to x0 (e.g. (N, 1, t, h, w) more weight on cells that hold
+    objects); the mean is then weighted and normalised by the weights' mean.
+    """
     t = logit_normal_t(x0.shape[0], generator, device=x0.device)  # (N,)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device)
     tt = t.view(-1, *([1] * (x0.dim() - 1)))
     xt = (1 - tt) * x0 + tt * noise
-    return (velocity(xt, t) - (noise - x0)).pow(2).mean()
+    err = (velocity(xt, t) - (noise - x0)).pow(2)
+    if weight is None:
+        return err.mean()
+    weight = weight.expand_as(err)
+    return (weight * err).mean() / weight.mean()
 
 
 def time_grid(steps: int, shift: float = 1.0) -> torch.Tensor:

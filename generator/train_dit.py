@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn as nn
+import torch.nn.functional as F
 
 from trustframe.generator.pipeline import DEFAULT_GUIDANCE
 from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
@@ -59,6 +60,8 @@ class TrainConfig:
     threads: int = 1
     dim: int = 0  # overrides of the size preset (0 = keep)
     depth: int = 0
+    fg_weight: float = 0.0  # extra loss weight on latent cells that hold an object (shape, colour, motion)
+    init_from: str = ""  # start from this shipped DiT preset (+ its text encoder) instead of from scratch
 
 
 class TextToVelocity(nn.Module):
@@ -73,8 +76,20 @@ class TextToVelocity(nn.Module):
         return self.dit(z, t, tokens, mask, pooled)
 
 
+def latent_object_mask(x: torch.Tensor, time_factor: int, space_factor: int) -> torch.Tensor:
+    """Clips (B, 3, T, H, W) in [-1, 1] -> uint8 (B, 1, t, h, w) on the causal VAE's latent grid: 1 where
+    the cell (or a spatial neighbour) covers an object pixel. Frame 0 has a latent frame of its own."""
+    from trustframe.generator.train_vae import object_mask
+
+    fg = object_mask(x)  # (B, 1, T, H, W)
+    fg = torch.cat([fg[:, :, :1].expand(-1, -1, time_factor - 1, -1, -1), fg], dim=2)
+    fg = F.max_pool3d(fg, (time_factor, space_factor, space_factor), ceil_mode=True)
+    return F.max_pool3d(fg, (1, 3, 3), stride=1, padding=(0, 1, 1)).to(torch.uint8)
+
+
 def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> None:
-    """Render + caption + encode `cfg.clips` clips into `path`.{safetensors,json}."""
+    """Render + caption + encode `cfg.clips` clips into `path`.{safetensors,json}; the object masks
+    on the latent grid go beside the latents (key "<bucket>.fg")."""
     from safetensors.torch import save_file
 
     from trustframe.generator import world
@@ -88,16 +103,20 @@ def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -
     std = torch.tensor(latent_std).view(1, -1, 1, 1, 1)
     for (f, h, w), share in BUCKETS.items():
         n = int(round(cfg.clips * share))
-        zs, cs = [], []
+        zs, fgs, cs = [], [], []
         for i in range(0, n, 8):
             specs = [world.sample_spec(rng, frames=f, height=h, width=w, split="train",
                                        multi_shot_p=cfg.multi_shot_p) for _ in range(min(8, n - i))]
             x = torch.stack([to_tensor(world.render(s)) for s in specs])  # (B, 3, T, H, W)
             with torch.no_grad():
                 zs.append(((vae.encode(x) - mean) / std).half())  # (B, C, t, h, w), normalised
+            fgs.append(latent_object_mask(x, vae.cfg.time_factor, vae.cfg.space_factor))
+            if fgs[-1].shape[2:] != zs[-1].shape[2:]:
+                raise AssertionError(f"mask {tuple(fgs[-1].shape)} off the latent grid {tuple(zs[-1].shape)}")
             cs += [[caption(s, rng) for _ in range(cfg.captions_per_clip)] for s in specs]
         key = f"{f}x{h}x{w}"
         tensors[key] = torch.cat(zs)
+        tensors[f"{key}.fg"] = torch.cat(fgs)
         caps[key] = cs
         print(f"encoded {key}: {tuple(tensors[key].shape)} ({time.time() - t0:.0f}s)", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -112,9 +131,9 @@ def main(argv: list[str] | None = None) -> None:
 
     from safetensors.torch import load_file
 
-    from trustframe.generator.dit import create_dit
+    from trustframe.generator.dit import DiT, DiTConfig, create_dit
     from trustframe.generator.sampler import rectified_flow_loss
-    from trustframe.generator.text import build_vocab, create_text_encoder
+    from trustframe.generator.text import TextConfig, TextEncoder, build_vocab, create_text_encoder
     from trustframe.generator.train_vae import git_commit
     from trustframe.generator.vae import VAEConfig, VideoVAE
     from trustframe.weights import load_checkpoint, save_checkpoint
@@ -131,19 +150,35 @@ def main(argv: list[str] | None = None) -> None:
         del vae
     if world_size > 1:
         dist.barrier()
-    latents = {k: v.float() for k, v in load_file(str(cache.with_suffix(".safetensors"))).items()}
+    cached = load_file(str(cache.with_suffix(".safetensors")))
+    latents = {k: v.float() for k, v in cached.items() if not k.endswith(".fg")}
+    masks = {k: cached[f"{k}.fg"].float() for k in latents if f"{k}.fg" in cached}
     caps = json.loads(cache.with_suffix(".json").read_text())
     keys = list(latents)
+    if cfg.fg_weight > 0 and len(masks) < len(keys):
+        raise SystemExit(f"--fg-weight needs object masks; {cache}.safetensors has none (written by an older "
+                         f"version): delete {cache}.* to re-encode")
     weights = np.array([BUCKETS[tuple(int(v) for v in k.split("x"))] for k in keys])
     weights = weights / weights.sum()
 
     # --- models ---
-    vocab = build_vocab(c for k in keys for cs in caps[k] for c in cs)
-    text = create_text_encoder(cfg.text_size, vocab=vocab, max_len=96)
-    overrides = {k: v for k, v in (("dim", cfg.dim), ("depth", cfg.depth)) if v}
-    ps = max(1, cfg.patch_px // VAEConfig.from_dict(vck.card["config"]).space_factor)
-    dit = create_dit(cfg.size, in_channels=latents[keys[0]].shape[1], context_dim=text.cfg.dim,
-                     patch=(1, ps, ps), **overrides)
+    if cfg.init_from:  # the shipped weights (EMA) start both the trained model and its EMA
+        dck = load_checkpoint("generator", cfg.init_from)
+        tck = load_checkpoint("generator", f"{cfg.init_from}-text")
+        if dck.card["vae"] != cfg.vae:
+            raise SystemExit(f"{cfg.init_from} was trained on {dck.card['vae']} latents, not {cfg.vae}")
+        text = TextEncoder(TextConfig.from_dict(tck.card["config"]))
+        text.load_state_dict({k: v.float() for k, v in tck.state_dict.items()})
+        dit = DiT(DiTConfig.from_dict(dck.card["config"]))
+        dit.load_state_dict({k: v.float() for k, v in dck.state_dict.items()})
+        vocab = text.cfg.vocab
+    else:
+        vocab = build_vocab(c for k in keys for cs in caps[k] for c in cs)
+        text = create_text_encoder(cfg.text_size, vocab=vocab, max_len=96)
+        overrides = {k: v for k, v in (("dim", cfg.dim), ("depth", cfg.depth)) if v}
+        ps = max(1, cfg.patch_px // VAEConfig.from_dict(vck.card["config"]).space_factor)
+        dit = create_dit(cfg.size, in_channels=latents[keys[0]].shape[1], context_dim=text.cfg.dim,
+                         patch=(1, ps, ps), **overrides)
     model = TextToVelocity(text, dit)
     ema = copy.deepcopy(model).requires_grad_(False)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
@@ -152,6 +187,11 @@ def main(argv: list[str] | None = None) -> None:
                 "text": sum(p.numel() for p in text.parameters())}
     state_path = run_dir / "state.pt"
     step, elapsed0, log, commands = 0, 0.0, [], [command]
+    prior = {"steps": 0, "minutes": 0.0}  # training behind the --init-from weights
+    if cfg.init_from:
+        commands = [*dck.card.get("commands", [dck.card["command"]]), command]
+        prior = {"steps": int(dck.card["steps"]), "minutes": float(dck.card["train_minutes"]),
+                 "log": dck.card.get("log", [])}
     if state_path.is_file():  # resume from our own checkpoint (tensors only)
         st = torch.load(state_path, weights_only=True)
         model.load_state_dict(st["model"])
@@ -159,6 +199,7 @@ def main(argv: list[str] | None = None) -> None:
         opt.load_state_dict(st["opt"])
         step, elapsed0 = int(st["step"]), float(st["elapsed"])
         log = json.loads(st.get("log", "[]"))
+        prior = json.loads(st.get("prior", json.dumps(prior)))
         commands = [*json.loads(st.get("commands", "[]")), command]  # each run that made these weights
         if master:
             print(f"resumed at step {step}, {elapsed0 / 60:.1f} min", flush=True)
@@ -174,7 +215,9 @@ def main(argv: list[str] | None = None) -> None:
                   "commit": git_commit(),
                   "data": f"{sum(len(latents[k]) for k in keys)} world clips (split='train', HELD_OUT pairs "
                           f"excluded) x {cfg.captions_per_clip} captions, buckets {list(BUCKETS)}",
-                  "steps": step, "train_minutes": round(train_minutes, 1), "processes": world_size,
+                  "steps": prior["steps"] + step, "train_minutes": round(prior["minutes"] + train_minutes, 1),
+                  "init_from": {"preset": cfg.init_from, **prior} if cfg.init_from else None,
+                  "processes": world_size,
                   "weights": "EMA", "final": final}
         text_card = {**common, "name": text_name, "kind": "text-encoder", "config": ema.text.cfg.to_dict(),
                      "parameters": n_params["text"]}
@@ -199,7 +242,8 @@ def main(argv: list[str] | None = None) -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                     "step": step, "elapsed": time.time() - t_start, "log": json.dumps(log),
-                    "commands": json.dumps(commands)}, state_path.with_suffix(".tmp"))
+                    "commands": json.dumps(commands), "prior": json.dumps(prior)},
+                   state_path.with_suffix(".tmp"))
         os.replace(state_path.with_suffix(".tmp"), state_path)
         export(run_dir / "export", (time.time() - t_start) / 60, final=False)
 
@@ -223,7 +267,8 @@ def main(argv: list[str] | None = None) -> None:
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
                 return ddp(zt, t, ids, mask).float()
 
-        loss = rectified_flow_loss(velocity, z)
+        weight = 1 + cfg.fg_weight * masks[key][torch.from_numpy(idx)] if cfg.fg_weight > 0 else None
+        loss = rectified_flow_loss(velocity, z, weight=weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

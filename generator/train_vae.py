@@ -55,6 +55,14 @@ def to_tensor(clip: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(clip).permute(3, 0, 1, 2).float() / 127.5 - 1.0
 
 
+def object_mask(x: torch.Tensor) -> torch.Tensor:
+    """Clips (B, 3, T, H, W) in [-1, 1] -> float (B, 1, T, H, W), 1 on object pixels: objects are bright
+    or saturated, backgrounds dark and grey (world.py)."""
+    px = (x + 1) * 127.5
+    hi, lo = px.amax(1, keepdim=True), px.amin(1, keepdim=True)
+    return ((hi > 150) | (hi - lo > 110)).float()
+
+
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of [-1, 1] tensors, measured on the uint8 grid."""
     qa = ((a.clamp(-1, 1) + 1) * 127.5).round()
@@ -179,11 +187,8 @@ def main(argv: list[str] | None = None) -> None:
             rec, kl = model(z)[:, :, : x.shape[2], : x.shape[3], : x.shape[4]], torch.zeros(())
         else:
             rec, kl = model(x)
-        if cfg.fg_weight > 0:  # objects are bright or saturated, backgrounds dark and grey (world.py)
-            px = (x + 1) * 127.5
-            hi, lo = px.amax(1, keepdim=True), px.amin(1, keepdim=True)
-            fg = (hi > 150) | (hi - lo > 110)
-            fg = F.max_pool3d(fg.float(), (1, 5, 5), stride=1, padding=(0, 2, 2))  # (B, 1, T, H, W) dilated
+        if cfg.fg_weight > 0:
+            fg = F.max_pool3d(object_mask(x), (1, 5, 5), stride=1, padding=(0, 2, 2))  # dilated
             w = 1 + cfg.fg_weight * fg
             d = rec - x
             loss = (w * (d.abs() + d.pow(2))).mean() / w.mean() + vae.cfg.kl_weight * kl

@@ -155,6 +155,29 @@ def test_rectified_flow_loss_is_finite():
     assert torch.isfinite(loss)
 
 
+def test_rectified_flow_loss_weight_counts_only_where_it_is_put():
+    """A weight that is zero outside a region makes the loss blind to errors outside it."""
+    x0 = torch.randn(2, 4, 2, 4, 4)
+    region = torch.zeros(2, 1, 2, 4, 4)
+    region[:, :, :, :2] = 1  # top half of every latent frame
+
+    def perfect_in_region(bias):  # the exact velocity in the region, off by `bias` elsewhere
+        def velocity(xt, t):
+            tt = t.view(-1, 1, 1, 1, 1)
+            v = (xt - x0) / tt  # = noise - x0 for x_t = (1 - t) x0 + t noise
+            return v + bias * (1 - region)
+
+        return velocity
+
+    g = torch.Generator()
+    small = rectified_flow_loss(perfect_in_region(0.1), x0, g.manual_seed(0), weight=region)
+    large = rectified_flow_loss(perfect_in_region(5.0), x0, g.manual_seed(0), weight=region)
+    plain = rectified_flow_loss(perfect_in_region(5.0), x0, g.manual_seed(0))
+    ones = rectified_flow_loss(perfect_in_region(5.0), x0, g.manual_seed(0), weight=torch.ones(1))
+    assert small < 1e-6 and large < 1e-6  # weighted: the off-region error does not count
+    assert plain > 1.0 and torch.isclose(ones, plain)  # unweighted (or uniform weight): it does
+
+
 @pytest.mark.parametrize("prompt", ["", "A ZEBRA juggling 🦓 flamingos!!", "réd bäll — ×××", "word " * 500,
                                     "   ", "\x00\n\t"])
 def test_unknown_words_do_not_crash(prompt):

@@ -19,6 +19,9 @@ RUNS = {
             "tfvae-f8c16"),
     "dit": ("trustframe.generator.train_dit", ["--clips", "16", "--captions-per-clip", "1", "--batch", "2",
                                                "--minutes", "0.1"], "tfdit-s"),
+    "dit-finetune": ("trustframe.generator.train_dit",
+                     ["--clips", "16", "--captions-per-clip", "1", "--batch", "2", "--minutes", "0.1",
+                      "--init-from", "tfdit-s", "--fg-weight", "4"], "tfdit-s"),
 }
 
 

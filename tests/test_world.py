@@ -149,3 +149,26 @@ def test_cut_align_puts_cuts_on_latent_step_boundaries():
     for frames in (9, 13, 17, 25, 33):
         s = world.sample_spec(rng, frames=frames, multi_shot_p=1.0, cut_align=4)
         assert (s.cut_at - 1) % 4 == 0 and world.MIN_SHOT <= s.cut_at <= frames - world.MIN_SHOT
+
+
+def test_latent_object_mask_covers_the_objects_on_the_latent_grid():
+    """The DiT's object weighting: cells over object pixels are 1, the first latent frame is frame 0
+    alone (causal VAE), and the mask lies on the latent grid of a 4x-time, 4x-space VAE."""
+    import torch
+
+    from trustframe.generator.train_dit import latent_object_mask
+    from trustframe.generator.train_vae import object_mask, to_tensor
+
+    spec = world.sample_spec(np.random.default_rng(3), frames=16, height=64, width=96, multi_shot_p=0.0)
+    x = to_tensor(world.render(spec))[None]  # (1, 3, 16, 64, 96)
+    m = latent_object_mask(x, time_factor=4, space_factor=4)
+    assert m.shape == (1, 1, 5, 16, 24) and m.dtype == torch.uint8
+    px = object_mask(x)[0, 0]  # (16, 64, 96)
+    assert 0 < px.mean() < 0.2  # objects are small, bright, found
+    for f in range(16):  # every object pixel of frame f lies in a marked cell of its latent frame
+        t = 0 if f == 0 else 1 + (f - 1) // 4
+        ys, xs = torch.nonzero(px[f], as_tuple=True)
+        assert m[0, 0, t, ys // 4, xs // 4].all()
+    first = latent_object_mask(x[:, :, :1], time_factor=4, space_factor=4)
+    assert torch.equal(first[0, 0, 0], m[0, 0, 0])
+    assert m.float().mean() < 0.6  # background cells stay unweighted
