@@ -18,13 +18,16 @@ def logit_normal_t(n: int, generator: torch.Generator | None = None, mean: float
 
 
 def rectified_flow_loss(velocity, x0: torch.Tensor, generator: torch.Generator | None = None,
-                        weight: torch.Tensor | None = None) -> torch.Tensor:
+                        weight: torch.Tensor | None = None, t_mean: float = 0.0) -> torch.Tensor:
     """velocity(x_t, t) -> v; x0 (N, C, t, h, w) clean latents -> mean squared velocity error.
 
     weight: optional, broadcastable to x0 (e.g. (N, 1, t, h, w) more weight on cells that hold
     objects); the mean is then weighted and normalised by the weights' mean.
+    t_mean: mean of the logit-normal t; > 0 trains more at high noise, where layout and motion are
+    decided (measured on tfdit-s: sampling from the true latent noised to t0 <= 0.6 kept adherence,
+    from t0 = 0.9 lost it, and logit-normal(0, 1) draws t > 0.8 only 8% of the time).
     """
-    t = logit_normal_t(x0.shape[0], generator, device=x0.device)  # (N,)
+    t = logit_normal_t(x0.shape[0], generator, mean=t_mean, device=x0.device)  # (N,)
     noise = torch.randn(x0.shape, generator=generator, device=x0.device)
     tt = t.view(-1, *([1] * (x0.dim() - 1)))
     xt = (1 - tt) * x0 + tt * noise
@@ -44,15 +47,22 @@ def time_grid(steps: int, shift: float = 1.0) -> torch.Tensor:
 @torch.no_grad()
 def euler_sample(model, shape: tuple[int, ...], cond: tuple, uncond: tuple | None, *, steps: int = 25,
                  guidance: float, seed: int = 0, shift: float = 1.0,
-                 progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+                 progress: Callable[[int, int], None] | None = None, t_start: float = 1.0,
+                 start: torch.Tensor | None = None) -> torch.Tensor:
     """Integrate the flow from noise (seeded) to a latent of `shape` (N, C, t, h, w).
 
     cond / uncond: (ctx, ctx_mask, pooled) for the prompt and for the empty prompt; with guidance g the
     velocity is v_u + g * (v_c - v_u) (one batched forward of both). progress(i, steps) after each step.
+    t_start < 1 with `start` (a clean latent of `shape`): begin at x_t = (1 - t) start + t noise and
+    integrate t_start -> 0 in `steps` steps (SDEdit; the benchmark's probe of where adherence is lost).
     """
     gen = torch.Generator().manual_seed(int(seed))
     x = torch.randn(shape, generator=gen)
-    ts = time_grid(steps, shift)
+    if t_start < 1.0:
+        if start is None or tuple(start.shape) != tuple(shape):
+            raise ValueError("t_start < 1 needs a clean latent `start` of the sampled shape")
+        x = (1 - t_start) * start + t_start * x
+    ts = time_grid(steps, shift) * t_start
     use_cfg = uncond is not None and guidance != 1.0
     if use_cfg:
         ctx = _pad_cat(cond[0], uncond[0])

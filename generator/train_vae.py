@@ -232,6 +232,13 @@ def main(argv: list[str] | None = None) -> None:
             "steps": step, "train_minutes": round(train_minutes, 1), "processes": world_size,
             "parameters": n_params,
             "metrics": {"heldout_psnr_db_16clips_16x64x64": round(val, 2), "log": log},
+            # every run behind these weights, oldest first (a fine-tune keeps its base's stages)
+            "stages": [*(previous.card.get("stages", []) if previous else []), {
+                "command": command, "steps": step, "train_minutes": round(train_minutes, 1),
+                "processes": world_size, "heldout_psnr_db_16clips": round(val, 2),
+                "what": ("decoder only (encoder frozen, so the DiT's pre-encoded latents stay valid), "
+                         "decoding the posterior mean" if cfg.decoder_only else "whole VAE, L1 + MSE + KL")
+                + (f", object pixels weighted {1 + cfg.fg_weight:g}x" if cfg.fg_weight > 0 else "")}],
         }
         save_checkpoint(run_dir / cfg.name, vae.state_dict(), card)
         if cfg.export:

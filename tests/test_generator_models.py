@@ -146,6 +146,34 @@ def test_sampler_is_deterministic_with_seed():
     assert time_grid(10)[0] == 1 and time_grid(10)[-1] == 0
 
 
+def test_sampling_from_a_noised_latent_starts_at_t_start_and_lands_on_the_data():
+    """With the exact velocity of a one-point data set (x_t = (1 - t) c + t n, so v = (x_t - c) / t),
+    Euler from any t_start ends on c; the first call sees t_start, and a missing `start` is refused."""
+    c = torch.randn(1, 4, 2, 4, 4)
+    seen = []
+
+    def exact(x, t, *_):
+        seen.append(float(t[0]))
+        return (x - c) / t.view(-1, 1, 1, 1, 1)
+
+    out = euler_sample(exact, tuple(c.shape), (None, None, None), None, steps=5, guidance=1.0,
+                       t_start=0.4, start=c + 0.5)
+    assert seen[0] == pytest.approx(0.4) and len(seen) == 5
+    assert torch.allclose(out, c, atol=1e-5)  # the exact flow forgets where the start was
+    with pytest.raises(ValueError, match="start"):
+        euler_sample(exact, tuple(c.shape), (None, None, None), None, steps=5, guidance=1.0, t_start=0.4)
+
+
+def test_logit_normal_t_mean_moves_training_towards_high_noise():
+    from trustframe.generator.sampler import logit_normal_t
+
+    g = torch.Generator().manual_seed(0)
+    base, shifted = logit_normal_t(20000, g), logit_normal_t(20000, g, mean=1.0)
+    assert 0.05 < (base > 0.8).float().mean() < 0.11  # logit-normal(0, 1): ~8% above t = 0.8
+    assert 0.30 < (shifted > 0.8).float().mean() < 0.40  # mean 1: ~35%
+    assert shifted.min() > 0 and shifted.max() < 1
+
+
 def test_rectified_flow_loss_is_finite():
     model = create_dit("tfdit-t", in_channels=4, context_dim=32)
     text = _tiny_text()

@@ -21,7 +21,11 @@ RUNS = {
                                                "--minutes", "0.1"], "tfdit-s"),
     "dit-finetune": ("trustframe.generator.train_dit",
                      ["--clips", "16", "--captions-per-clip", "1", "--batch", "2", "--minutes", "0.1",
-                      "--init-from", "tfdit-s", "--fg-weight", "4"], "tfdit-s"),
+                      "--init-from", "tfdit-s", "--fg-weight", "4", "--attr-weight", "0.2", "--t-mean", "1"],
+                     "tfdit-s"),
+    "vae-decoder-finetune": ("trustframe.generator.train_vae",
+                             ["--minutes", "0.15", "--crop-batch", "2", "--init-from", "tfvae-f4c8",
+                              "--decoder-only", "--fg-weight", "4", "--name", "ft"], "ft"),
 }
 
 
@@ -33,3 +37,20 @@ def test_trainer_runs_under_torchrun(tmp_path, which):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / name / "state.pt").is_file()
+
+
+def test_a_vae_fine_tune_card_keeps_every_stage_behind_its_weights(tmp_path):
+    """The shipped VAE was trained in stages; a decoder fine-tune's card lists them all, then its own."""
+    import json
+
+    from trustframe.weights import load_checkpoint
+
+    base = load_checkpoint("generator", "tfvae-f4c8").card["stages"]
+    cmd = [sys.executable, "-m", "trustframe.generator.train_vae", *RUNS["vae-decoder-finetune"][1],
+           "--out", str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    card = json.loads((tmp_path / "ft" / "ft.json").read_text())
+    assert card["stages"][:-1] == base
+    assert "--decoder-only" in card["stages"][-1]["command"]
+    assert card["stages"][-1]["what"].startswith("decoder only")

@@ -172,3 +172,34 @@ def test_latent_object_mask_covers_the_objects_on_the_latent_grid():
     first = latent_object_mask(x[:, :, :1], time_factor=4, space_factor=4)
     assert torch.equal(first[0, 0, 0], m[0, 0, 0])
     assert m.float().mean() < 0.6  # background cells stay unweighted
+
+
+def test_caption_attribute_labels_name_what_the_spec_holds():
+    """The text encoder's training-only attribute head is taught from parsed captions: every label
+    must be the spec's own attribute (this is what makes "left" and "right" differ to the DiT)."""
+    from trustframe.generator.train_dit import CaptionAttributes
+
+    head = CaptionAttributes(dim=8)
+    rng = np.random.default_rng(4)
+    for _ in range(30):
+        spec = world.sample_spec(rng, frames=16, multi_shot_p=0.5)
+        labels = head.labels(captions.caption(spec, rng))
+        assert len(labels) == len(head.sizes)
+        assert all(0 <= v < n for v, n in zip(labels, head.sizes, strict=True))
+        k = 0
+        for i in range(2):
+            shot = spec.shots[i] if i < len(spec.shots) else None
+            cams = head.cameras
+            want = len(cams) + 1 if shot is None else cams.index(shot.camera) if shot.camera else len(cams)
+            assert labels[k] == want
+            k += 1
+            objs = shot.objects if shot else []
+            for j in range(head.SLOTS):
+                for attr, names in head.tables.items():
+                    if j < len(objs):  # objects in caption order; compare as multisets below
+                        assert names[labels[k]] in {getattr(o, attr) for o in objs}
+                    else:
+                        assert labels[k] == len(names)  # absent
+                    k += 1
+        assert labels[k] == (spec.cut_at or 0)
+    assert head.labels("") == [-100] * len(head.sizes) == head.labels("no objects named here")
