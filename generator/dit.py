@@ -6,6 +6,10 @@
 - text tokens enter by cross-attention (key padding mask for short prompts);
 - positions by factorised 3D RoPE (head dim split into time / height / width bands), computed for the
   grid at hand, so one model serves any t x h x w;
+- plus absolute position features (sin/cos of each token's frame, row and column index and its place
+  from edge to edge) through a zero-initialised projection: RoPE is relative only, so without them a
+  nearly pure-noise input gives every token the same view, and the model cannot express where and
+  when objects should be (an object moving right starts on the left and ends on the right);
 - output: the rectified-flow velocity v = noise - data, same shape as the input.
 """
 
@@ -72,6 +76,27 @@ def rope_3d(grid: tuple[int, int, int], head_dim: int, theta: float, device=None
     ang = torch.cat([at, ah, aw], dim=-1).reshape(t * h * w, -1)  # (L, sum(bands)/2)
     rest = head_dim // 2 - ang.shape[1]
     return F.pad(ang, (0, rest))  # (L, head_dim/2)
+
+
+ABS_POS_FREQS = 8  # sin/cos pairs per axis, periods 2 .. 64 cells
+
+
+def abs_pos_features(grid: tuple[int, int, int], device=None) -> torch.Tensor:
+    """(L, 3 * (2 * ABS_POS_FREQS + 1)) features of a t x h x w token grid in (t, h, w) order: per axis
+    sin/cos of the index at periods 2..64, and the index mapped linearly onto [-1, 1] (edge to edge)."""
+    periods = 2.0 * 32.0 ** (torch.arange(ABS_POS_FREQS, device=device, dtype=torch.float32)
+                             / (ABS_POS_FREQS - 1))
+    axes = []
+    for size in grid:
+        pos = torch.arange(size, device=device, dtype=torch.float32)
+        ang = 2 * math.pi * pos[:, None] / periods  # (size, F)
+        span = pos / (size - 1) * 2 - 1 if size > 1 else torch.zeros_like(pos)
+        axes.append(torch.cat([ang.sin(), ang.cos(), span[:, None]], dim=1))  # (size, 2F + 1)
+    t, h, w = grid
+    f = axes[0].shape[1]
+    full = torch.cat([axes[0][:, None, None].expand(t, h, w, f), axes[1][None, :, None].expand(t, h, w, f),
+                      axes[2][None, None, :].expand(t, h, w, f)], dim=-1)
+    return full.reshape(t * h * w, 3 * f)
 
 
 def apply_rope(x: torch.Tensor, ang: torch.Tensor) -> torch.Tensor:
@@ -175,6 +200,7 @@ class DiT(nn.Module):
         self.cfg = cfg
         pt, ph, pw = cfg.patch
         self.x_embed = nn.Linear(pt * ph * pw * cfg.in_channels, cfg.dim)
+        self.pos_embed = nn.Linear(3 * (2 * ABS_POS_FREQS + 1), cfg.dim)
         self.t_embed = TimestepEmbedder(cfg.dim)
         self.ctx_pool = nn.Linear(cfg.context_dim, cfg.dim)  # pooled text joins the adaLN condition
         self.blocks = nn.ModuleList([DiTBlock(cfg) for _ in range(cfg.depth)])
@@ -198,6 +224,7 @@ class DiT(nn.Module):
         nn.init.zeros_(self.final.adaLN_modulation[-1].weight)
         nn.init.zeros_(self.final.adaLN_modulation[-1].bias)
         nn.init.zeros_(self.final.linear.weight)
+        nn.init.zeros_(self.pos_embed.weight)  # starts as a RoPE-only DiT (and so can fine-tune one)
         nn.init.zeros_(self.final.linear.bias)
 
     def patchify(self, z: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
@@ -224,7 +251,7 @@ class DiT(nn.Module):
         """z (N, C, t, h, w) noisy latent; t (N,) in [0, 1]; ctx (N, S, Dc) text tokens; ctx_mask (N, S)
         True where a token is real; pooled (N, Dc) sentence vector (defaults to the masked mean)."""
         x, grid = self.patchify(z)  # (N, L, P)
-        x = self.x_embed(x)  # (N, L, D)
+        x = self.x_embed(x) + self.pos_embed(abs_pos_features(grid, device=z.device))  # (N, L, D)
         ang = rope_3d(grid, self.cfg.dim // self.cfg.heads, self.cfg.rope_theta, device=z.device)  # (L, Dh/2)
         if pooled is None:
             m = torch.ones(ctx.shape[:2], device=ctx.device) if ctx_mask is None else ctx_mask.float()

@@ -183,6 +183,23 @@ def test_rectified_flow_loss_is_finite():
     assert torch.isfinite(loss)
 
 
+def test_absolute_positions_let_the_dit_place_things_rope_alone_cannot():
+    """On a constant input every token looks the same; RoPE is relative, so without the absolute
+    position features the output is the same everywhere (no prior on where objects are)."""
+    model = create_dit("tfdit-t", in_channels=4, context_dim=32)
+    _perturb_zero_inits(model)
+    ctx, mask, pooled = _tiny_text().encode(["a red ball moving left"])
+    z, t = torch.zeros(1, 4, 3, 8, 8), torch.full((1,), 0.9)
+    with torch.no_grad():
+        placed = model(z, t, ctx, mask, pooled)
+        model.pos_embed.weight.zero_()
+        model.pos_embed.bias.zero_()
+        rope_only = model(z, t, ctx, mask, pooled)
+    per_token = [model.patchify(y)[0].std(dim=1) for y in (placed, rope_only)]  # (1, P) over tokens
+    assert per_token[0].min() > 1e-3  # differs from token to token (time and space)
+    assert per_token[1].max() < 1e-5  # the same token everywhere
+
+
 def test_rectified_flow_loss_weight_counts_only_where_it_is_put():
     """A weight that is zero outside a region makes the loss blind to errors outside it."""
     x0 = torch.randn(2, 4, 2, 4, 4)
