@@ -81,12 +81,21 @@ def generate_batch(g, prompts: list[str], spec, args, shift, seed: int) -> list[
         z = euler_sample(g.dit, shape, cond, uncond, steps=args.steps, guidance=args.guidance, seed=seed,
                          shift=g.shift if shift is None else shift)
         x = g.vae.decode(z * g._std + g._mean, spec.frames, spec.height, spec.width)  # (B, 3, T, H, W)
-    x = ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 4, 1).numpy()
-    return list(x)
+    return list(to_uint8(x))
 
 
-OPPOSITE = {"left": "right", "right": "left", "up": "down", "down": "up", "up-left": "down-right",
-            "down-right": "up-left", "up-right": "down-left", "down-left": "up-right"}
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Decoded clips (B, 3, T, H, W) in [-1, 1] -> uint8 (B, T, H, W, 3)."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 4, 1).numpy()
+
+
+def clean_latents(g, specs) -> torch.Tensor:
+    """World specs -> their renders encoded by the generator's VAE, normalised as the DiT sees them."""
+    from trustframe.generator import world
+    from trustframe.generator.train_vae import to_tensor
+
+    x = torch.stack([to_tensor(world.render(s)) for s in specs])  # (B, 3, T, H, W)
+    return (g.vae.encode(x) - g._mean) / g._std
 
 
 def word_sensitivity(g, n: int, seed: int = 55) -> dict:
@@ -110,9 +119,11 @@ def word_sensitivity(g, n: int, seed: int = 55) -> dict:
     def obj(s):
         return s.shots[0].objects[0]
 
+    opposite = {d: next(e for e, w in world.DIRECTION_VECTORS.items() if w == (-v[0], -v[1]))
+                for d, v in world.DIRECTION_VECTORS.items()}
     variants = {
         "true": lambda s: s,
-        "direction": lambda s: swap(s, direction=OPPOSITE[obj(s).direction]),
+        "direction": lambda s: swap(s, direction=opposite[obj(s).direction]),
         "colour": lambda s: swap(s, colour="blue" if obj(s).colour != "blue" else "red"),
         "shape": lambda s: swap(s, shape="circle" if obj(s).shape != "circle" else "square"),
     }
@@ -120,9 +131,7 @@ def word_sensitivity(g, n: int, seed: int = 55) -> dict:
                for k, f in variants.items()}
     prompts["empty"] = [""] * n
     with torch.no_grad():
-        x = torch.stack([torch.from_numpy(world.render(s)).permute(3, 0, 1, 2).float() / 127.5 - 1
-                         for s in specs])
-        z = (g.vae.encode(x) - g._mean) / g._std
+        z = clean_latents(g, specs)
         times, loss = (0.5, 0.8, 0.95), {k: [] for k in prompts}
         for t in times:
             noise = torch.randn(z.shape, generator=torch.Generator().manual_seed(1))
@@ -150,15 +159,12 @@ def adherence_from_noise(g, n: int, guidance: float, steps: int, seed: int = 66)
     prompts = [captions.caption(s, rng) for s in specs]
     out = {}
     with torch.no_grad():
-        x = torch.stack([torch.from_numpy(world.render(s)).permute(3, 0, 1, 2).float() / 127.5 - 1
-                         for s in specs])
-        z0 = (g.vae.encode(x) - g._mean) / g._std
+        z0 = clean_latents(g, specs)
         cond, uncond = g.text.encode(prompts), g.text.encode([""] * n)
         for t0 in NOISE_LEVELS:
             z = euler_sample(g.dit, tuple(z0.shape), cond, uncond, steps=max(2, round(steps * t0)),
                              guidance=guidance, seed=seed, t_start=t0, start=z0)
-            clips = g.vae.decode(z * g._std + g._mean, 16, 64, 64)
-            clips = ((clips.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 4, 1).numpy()
+            clips = to_uint8(g.vae.decode(z * g._std + g._mean, 16, 64, 64))
             rows = [checker.adherence(s, checker.check(c)) for s, c in zip(specs, clips, strict=True)]
             out[str(t0)] = {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]}
     return {"n": n, "levels": out}

@@ -242,6 +242,9 @@ def main(argv: list[str] | None = None) -> None:
         dit = create_dit(cfg.size, in_channels=latents[keys[0]].shape[1], context_dim=text.cfg.dim,
                          patch=(1, ps, ps), **overrides)
     model = TextToVelocity(text, dit, CaptionAttributes(text.cfg.dim) if cfg.attr_weight > 0 else None)
+    # attribute labels of every cached caption (and of the dropped one, ""), parsed once
+    attr_labels = ({q: model.attributes.labels(q) for k in keys for cs in caps[k] for q in [*cs, ""]}
+                   if model.attributes is not None else {})
     ema = copy.deepcopy(model).requires_grad_(False)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
@@ -337,7 +340,7 @@ def main(argv: list[str] | None = None) -> None:
         loss = rectified_flow_loss(velocity, z, weight=weight, t_mean=cfg.t_mean)
         total = loss
         if model.attributes is not None:
-            labels = torch.tensor([model.attributes.labels(q) for q in prompts])
+            labels = torch.tensor([attr_labels[q] for q in prompts])
             attr_loss = model.attributes.loss(pooled[0], labels)
             total = loss + cfg.attr_weight * attr_loss
             attr_avg = attr_loss.item() if attr_avg is None else 0.98 * attr_avg + 0.02 * attr_loss.item()
