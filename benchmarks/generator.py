@@ -170,6 +170,17 @@ def adherence_from_noise(g, n: int, guidance: float, steps: int, seed: int = 66)
     return {"n": n, "levels": out}
 
 
+def shape_hits_by_size(spec, obs) -> list[tuple[str, bool]]:
+    """(object size, shape read right) for every object of the spec: the observed object of the same
+    colour in the same shot must have its shape (no such object counts as wrong)."""
+    out = []
+    for i, shot in enumerate(spec.shots):
+        seen = obs.shots[i].objects if i < len(obs.shots) else []
+        for o in shot.objects:
+            out.append((o.size, any(b.colour == o.colour and b.shape == o.shape for b in seen)))
+    return out
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
@@ -243,6 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             "heldout": prompt_set("heldout", args.prompts, 22, 0.2),
             "cut": prompt_set("train", args.cuts, 33, 1.0)}
     scores: dict = {}
+    by_size: dict[str, dict[str, list[bool]]] = {"generated": {}, "vae_reconstruction": {}}
     feats_gen, feats_real, ssim_gen, ssim_real = [], [], [], []
     examples = []
     for name, items in sets.items():
@@ -259,7 +271,11 @@ def main(argv: list[str] | None = None) -> None:
                 rec = vae.decode(vae.encode(x), *x.shape[2:])
             rec = ((rec[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).numpy()
             for key, clip in (("generated", gen), ("vae_reconstruction", rec), ("ground_truth", real)):
-                rows[key].append(checker.adherence(spec, checker.check(clip)))
+                obs = checker.check(clip)
+                rows[key].append(checker.adherence(spec, obs))
+                if key in by_size and name != "cut":
+                    for size, hit in shape_hits_by_size(spec, obs):
+                        by_size[key].setdefault(size, []).append(hit)
             if name != "cut":
                 feats_gen.append(vae_features(vae, gen))
                 feats_real.append(vae_features(vae, real))
@@ -277,6 +293,8 @@ def main(argv: list[str] | None = None) -> None:
                         for key, rs in rows.items()}
         scores[name]["n"] = len(items)
     res["adherence"] = scores
+    res["shape_by_object_size"] = {key: {size: {"accuracy": round(float(np.mean(v)), 3), "n": len(v)}
+                                         for size, v in sorted(d.items())} for key, d in by_size.items()}
     res["examples"] = examples
     res["temporal_ssim"] = {"generated": round(float(np.mean(ssim_gen)), 4),
                             "real": round(float(np.mean(ssim_real)), 4)}
@@ -325,6 +343,7 @@ def markdown(r: dict) -> str:
 
     t = r["targets"]
     ok = {True: "met", False: "MISSED"}
+    sizes = r["shape_by_object_size"]["generated"]
     lines = [
         "# Generator benchmark",
         "",
@@ -344,6 +363,13 @@ def markdown(r: dict) -> str:
         row("seen", "seen combinations"),
         row("heldout", "held-out combinations"),
         row("cut", "two-shot (cut) prompts"),
+        "",
+        "## Shape read right, by object size (seen and held-out prompts)",
+        "",
+        "| clips | " + " | ".join(f"{k} (n={v['n']})" for k, v in sizes.items()) + " |",
+        "|---|" + "---|" * len(sizes),
+        *(f"| {key.replace('_', ' ')} | " + " | ".join(f"{v['accuracy']:.3f}" for v in d.values()) + " |"
+          for key, d in r["shape_by_object_size"].items()),
         "",
         "## Which words the denoiser uses",
         "",

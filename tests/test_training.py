@@ -25,7 +25,8 @@ RUNS = {
                      "tfdit-s"),
     "vae-decoder-finetune": ("trustframe.generator.train_vae",
                              ["--minutes", "0.15", "--crop-batch", "2", "--init-from", "tfvae-f4c8",
-                              "--decoder-only", "--fg-weight", "4", "--name", "ft"], "ft"),
+                              "--decoder-only", "--fg-weight", "4", "--edge-weight", "8", "--name", "ft"],
+                             "ft"),
 }
 
 
@@ -45,7 +46,8 @@ def test_a_vae_fine_tune_card_keeps_every_stage_behind_its_weights(tmp_path):
 
     from trustframe.weights import load_checkpoint
 
-    base = load_checkpoint("generator", "tfvae-f4c8").card["stages"]
+    base_card = load_checkpoint("generator", "tfvae-f4c8").card
+    base = base_card["stages"]
     cmd = [sys.executable, "-m", "trustframe.generator.train_vae", *RUNS["vae-decoder-finetune"][1],
            "--out", str(tmp_path)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
@@ -54,3 +56,22 @@ def test_a_vae_fine_tune_card_keeps_every_stage_behind_its_weights(tmp_path):
     assert card["stages"][:-1] == base
     assert "--decoder-only" in card["stages"][-1]["command"]
     assert card["stages"][-1]["what"].startswith("decoder only")
+    assert card["stages"][-1]["what"].endswith("outlines +8")
+    # the encoder is frozen, so the latent statistics the DiTs were trained with stay exactly as they were
+    assert (card["latent_mean"], card["latent_std"]) == (base_card["latent_mean"], base_card["latent_std"])
+
+
+def test_vae_loss_weight_marks_object_outlines():
+    """Outline pixels get fg + edge weight, object interiors fg only, far background 1."""
+    import torch
+
+    from trustframe.generator.train_vae import loss_weight
+
+    x = -torch.ones(1, 3, 1, 32, 32)  # black background
+    x[:, :, :, 8:24, 8:24] = 1.0  # a white 16 x 16 square
+    w = loss_weight(x, fg_weight=4.0, edge_weight=8.0)[0, 0, 0]
+    assert w[16, 16] == 5.0  # interior: 1 + fg
+    assert w[8, 16] == 13.0 and w[7, 16] == 13.0  # outline, both sides: 1 + fg + edge
+    assert w[6, 16] == 5.0  # dilated fg band, off the outline
+    assert w[0, 0] == 1.0
+    assert torch.equal(loss_weight(x, 4.0, 0.0), 1 + 4.0 * (w > 1).float()[None, None, None])
