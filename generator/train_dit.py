@@ -256,7 +256,9 @@ def main(argv: list[str] | None = None) -> None:
     if cfg.init_from:
         commands = [*dck.card.get("commands", [dck.card["command"]]), command]
         prior = {"steps": int(dck.card["steps"]), "minutes": float(dck.card["train_minutes"]),
-                 "log": dck.card.get("log", [])}
+                 "log": dck.card.get("log", []),
+                 # what the base's own card says of how it was made (its base, resumed segments)
+                 **{k: dck.card[k] for k in ("init_from", "resumed") if dck.card.get(k)}}
     if state_path.is_file():  # resume from our own checkpoint (tensors only)
         st = torch.load(state_path, weights_only=True)
         model.load_state_dict(st["model"])

@@ -38,6 +38,17 @@ def test_trainer_runs_under_torchrun(tmp_path, which):
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     assert (tmp_path / name / "state.pt").is_file()
+    if which == "dit-finetune":  # the fine-tune keeps what the base's card says of the base's own making
+        import json
+
+        import torch
+
+        from trustframe.weights import load_checkpoint
+
+        base = load_checkpoint("generator", "tfdit-s").card
+        prior = json.loads(torch.load(tmp_path / name / "state.pt", weights_only=True)["prior"])
+        assert prior["steps"] == base["steps"]
+        assert prior["init_from"] == base["init_from"]
 
 
 def test_a_vae_fine_tune_card_keeps_every_stage_behind_its_weights(tmp_path):
