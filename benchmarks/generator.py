@@ -207,6 +207,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from trustframe.generator import captions, checker, world
     from trustframe.generator.models import load_generator, load_generator_from
+    from trustframe.generator.train_vae import to_tensor
 
     g = load_generator_from(args.dit) if args.dit else load_generator(args.preset)
     shift = None if args.shift < 0 else args.shift
@@ -226,10 +227,9 @@ def main(argv: list[str] | None = None) -> None:
         f, h, w = [(16, 64, 64), (16, 64, 64), (16, 64, 96), (16, 96, 64), (24, 64, 64), (1, 64, 64)][i % 6]
         spec = world.sample_spec(rng, frames=max(f, 9), height=h, width=w, split="heldout")
         clip = world.render(spec)[:f]
-        x = torch.from_numpy(clip).permute(3, 0, 1, 2).float()[None] / 127.5 - 1
+        x = to_tensor(clip)[None]
         with torch.no_grad():
-            rec = vae.decode(vae.encode(x), *x.shape[2:])
-        rec = ((rec[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).numpy()
+            rec = to_uint8(vae.decode(vae.encode(x), *x.shape[2:]))[0]
         by_size.setdefault(f"{f}x{h}x{w}", []).append(psnr(rec, clip))
     res["vae_psnr_db"] = {k: round(float(np.mean(v)), 2) for k, v in by_size.items()}
     res["vae_psnr_db"]["all"] = round(float(np.mean([x for v in by_size.values() for x in v])), 2)
@@ -266,15 +266,15 @@ def main(argv: list[str] | None = None) -> None:
                 generated = generate_batch(g, chunk, spec, args, shift, seed=i)
             gen = generated[i % args.batch]
             real = world.render(spec)
-            x = torch.from_numpy(real).permute(3, 0, 1, 2).float()[None] / 127.5 - 1
+            x = to_tensor(real)[None]
             with torch.no_grad():
-                rec = vae.decode(vae.encode(x), *x.shape[2:])
-            rec = ((rec[0].clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 3, 0).numpy()
+                rec = to_uint8(vae.decode(vae.encode(x), *x.shape[2:]))[0]
+            obs = {}
             for key, clip in (("generated", gen), ("vae_reconstruction", rec), ("ground_truth", real)):
-                obs = checker.check(clip)
-                rows[key].append(checker.adherence(spec, obs))
+                obs[key] = checker.check(clip)
+                rows[key].append(checker.adherence(spec, obs[key]))
                 if key in by_size and name != "cut":
-                    for size, hit in shape_hits_by_size(spec, obs):
+                    for size, hit in shape_hits_by_size(spec, obs[key]):
                         by_size[key].setdefault(size, []).append(hit)
             if name != "cut":
                 feats_gen.append(vae_features(vae, gen))
@@ -282,9 +282,9 @@ def main(argv: list[str] | None = None) -> None:
                 ssim_gen.append(temporal_ssim(gen, spec.cut_at))
                 ssim_real.append(temporal_ssim(real, spec.cut_at))
             if len(examples) < 12 and i < 4:
-                obs = checker.check(gen)
+                o = obs["generated"]
                 examples.append({"set": name, "prompt": prompt, "adherence": rows["generated"][-1],
-                                 "observed": obs.summary(), "observed_cut": obs.cut, "spec_cut": spec.cut_at})
+                                 "observed": o.summary(), "observed_cut": o.cut, "spec_cut": spec.cut_at})
             if (i + 1) % 20 == 0:
                 acc = np.mean([r["all"] for r in rows["generated"]])
                 print(f"{name} {i + 1}/{len(items)}: all-attributes {acc:.3f} ({time.time() - t_all:.0f}s)",

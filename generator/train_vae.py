@@ -204,12 +204,9 @@ def main(argv: list[str] | None = None) -> None:
             rec, kl = model(z)[:, :, : x.shape[2], : x.shape[3], : x.shape[4]], torch.zeros(())
         else:
             rec, kl = model(x)
-        if cfg.fg_weight > 0 or cfg.edge_weight > 0:
-            w = loss_weight(x, cfg.fg_weight, cfg.edge_weight)
-            d = rec - x
-            loss = (w * (d.abs() + d.pow(2))).mean() / w.mean() + vae.cfg.kl_weight * kl
-        else:
-            loss = F.l1_loss(rec, x) + F.mse_loss(rec, x) + vae.cfg.kl_weight * kl
+        w = loss_weight(x, cfg.fg_weight, cfg.edge_weight)  # 1 everywhere without either weight: L1 + MSE
+        d = rec - x
+        loss = (w * (d.abs() + d.pow(2))).mean() / w.mean() + vae.cfg.kl_weight * kl
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
