@@ -9,14 +9,18 @@ shipped VAE (posterior mean) and store the latents by size bucket.
 Stage 2: rectified-flow training with logit-normal t (`--t-mean` > 0 trains more at high noise,
 where layout and motion are decided), 10% of captions dropped to the empty prompt (classifier-free
 guidance), AdamW, EMA of the weights; optional extra loss weight on latent cells that hold objects
-(`--fg-weight`) and a training-only head that makes the text encoder name every attribute of the
-caption (`--attr-weight`, `CaptionAttributes`); checkpoints every few minutes in runs/<name>/
-(resumable: rerunning a command continues its run); `--export` writes the EMA weights (fp16) to
-generator/weights/. `--init-from PRESET` fine-tunes a shipped preset instead of starting from scratch.
+(`--fg-weight`), a training-only head that makes the text encoder name every attribute of the
+caption (`--attr-weight`, `CaptionAttributes`), and counterfactual pairs (`--pair-weight`): clips
+rendered twice, the second time with one shape swapped or one object removed (`world.counterfactual`),
+whose velocity difference the denoiser must predict (`sampler.paired_flow_loss`); checkpoints every
+few minutes in runs/<name>/ (resumable: rerunning a command continues its run); `--export` writes
+the EMA weights (fp16) to generator/weights/. `--init-from PRESET` fine-tunes a shipped preset
+instead of starting from scratch.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -68,6 +72,9 @@ class TrainConfig:
     attr_weight: float = 0.0  # weight of the caption-attribute loss on the text encoder (CaptionAttributes)
     t_mean: float = 0.0  # mean of the logit-normal training t (> 0: more steps at high noise)
     init_from: str = ""  # start from this shipped DiT preset (+ its text encoder) instead of from scratch
+    pair_weight: float = 0.0  # weight of the counterfactual-pair loss (0 = no pairs)
+    pairs: int = 3000  # counterfactual pairs (16 x 64 x 64) rendered and encoded once, in runs/<name>/pairs.*
+    pair_batch: int = 8  # pairs per step, on top of `batch`
 
 
 class CaptionAttributes(nn.Module):
@@ -186,6 +193,48 @@ def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -
     path.with_suffix(".json").write_text(json.dumps(caps))
 
 
+def encode_pairs(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> None:
+    """Render + encode `cfg.pairs` counterfactual pairs (16 x 64 x 64) into `path`.{safetensors,json}:
+    latents "a" (the drawn clip) and "b" (`world.counterfactual` of it, "shape" or "count" in turn
+    when possible), and per pair `captions_per_clip` caption pairs worded alike (same rng seed)."""
+    from safetensors.torch import save_file
+
+    from trustframe.generator import world
+    from trustframe.generator.captions import caption
+    from trustframe.generator.train_vae import to_tensor
+
+    rng = np.random.default_rng(cfg.seed + 999)
+    mean = torch.tensor(latent_mean).view(1, -1, 1, 1, 1)
+    std = torch.tensor(latent_std).view(1, -1, 1, 1, 1)
+    specs: list[tuple] = []
+    while len(specs) < cfg.pairs:
+        spec = world.sample_spec(rng, frames=16, height=64, width=64, split="train",
+                                 multi_shot_p=cfg.multi_shot_p)
+        kinds = world.COUNTERFACTUAL_KINDS[len(specs) % 2:] + world.COUNTERFACTUAL_KINDS[:len(specs) % 2]
+        for kind in kinds:
+            other = world.counterfactual(spec, rng, kind)
+            if other is not None:
+                specs.append((spec, other, kind))
+                break
+    za, zb, caps = [], [], {"a": [], "b": [], "kind": [k for _, _, k in specs]}
+    t0 = time.time()
+    for i in range(0, len(specs), 8):
+        chunk = specs[i:i + 8]
+        x = torch.stack([to_tensor(world.render(s)) for pair in chunk for s in pair[:2]])  # a, b, a, b ...
+        with torch.no_grad():
+            z = ((vae.encode(x) - mean) / std).half()
+        za.append(z[0::2])
+        zb.append(z[1::2])
+        for a, b, _ in chunk:
+            seeds = [int(rng.integers(2**63)) for _ in range(cfg.captions_per_clip)]
+            caps["a"].append([caption(a, np.random.default_rng(q)) for q in seeds])
+            caps["b"].append([caption(b, np.random.default_rng(q)) for q in seeds])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({"a": torch.cat(za), "b": torch.cat(zb)}, str(path.with_suffix(".safetensors")))
+    path.with_suffix(".json").write_text(json.dumps(caps))
+    print(f"encoded {len(specs)} counterfactual pairs ({time.time() - t0:.0f}s)", flush=True)
+
+
 def main(argv: list[str] | None = None) -> None:
     cfg, command = parse_config(TrainConfig, argv, "trustframe.generator.train_dit", __doc__.splitlines()[0])
     rank, world_size, rng = init_process(cfg.seed, cfg.threads)
@@ -194,7 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     from safetensors.torch import load_file
 
     from trustframe.generator.dit import DiT, DiTConfig, create_dit
-    from trustframe.generator.sampler import rectified_flow_loss
+    from trustframe.generator.sampler import paired_flow_loss, rectified_flow_loss
     from trustframe.generator.text import TextConfig, TextEncoder, build_vocab, create_text_encoder
     from trustframe.generator.train_vae import git_commit
     from trustframe.generator.vae import VAEConfig, VideoVAE
@@ -203,12 +252,16 @@ def main(argv: list[str] | None = None) -> None:
     # --- stage 1: latents (rank 0 encodes; the others wait) ---
     vck = load_checkpoint("generator", cfg.vae)
     run_dir = Path(cfg.out) / cfg.name
-    cache = run_dir / "latents"
-    if master and not cache.with_suffix(".json").is_file():
+    cache, pair_cache = run_dir / "latents", run_dir / "pairs"
+    todo = [(fn, path) for fn, path, wanted in ((encode_dataset, cache, True),
+                                                (encode_pairs, pair_cache, cfg.pair_weight > 0))
+            if wanted and not path.with_suffix(".json").is_file()]
+    if master and todo:
         vae = VideoVAE(VAEConfig.from_dict(vck.card["config"]))
         vae.load_state_dict({k: v.float() for k, v in vck.state_dict.items()})
         vae.eval()
-        encode_dataset(cfg, vae, vck.card["latent_mean"], vck.card["latent_std"], cache)
+        for fn, path in todo:
+            fn(cfg, vae, vck.card["latent_mean"], vck.card["latent_std"], path)
         del vae
     if world_size > 1:
         dist.barrier()
@@ -221,6 +274,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--fg-weight needs object masks; {cache}.safetensors has none (written by an older "
                          f"version): delete {cache}.* to re-encode")
     weights = np.array([BUCKETS[tuple(int(v) for v in k.split("x"))] for k in keys])
+    if cfg.pair_weight > 0:
+        pair_latents = {k: v.float() for k, v in load_file(str(pair_cache) + ".safetensors").items()}
+        pair_caps = json.loads(pair_cache.with_suffix(".json").read_text())
     weights = weights / weights.sum()
 
     # --- models ---
@@ -281,7 +337,9 @@ def main(argv: list[str] | None = None) -> None:
         common = {"version": "0.1.0", "command": command, "commands": commands, "train_config": asdict(cfg),
                   "commit": git_commit(),
                   "data": f"{sum(len(latents[k]) for k in keys)} world clips (split='train', HELD_OUT pairs "
-                          f"excluded) x {cfg.captions_per_clip} captions, buckets {list(BUCKETS)}",
+                          f"excluded) x {cfg.captions_per_clip} captions, buckets {list(BUCKETS)}"
+                          + (f"; {len(pair_latents['a'])} counterfactual pairs (16x64x64: a shape swapped or "
+                             f"an object removed)" if cfg.pair_weight > 0 else ""),
                   "steps": prior["steps"] + step, "train_minutes": round(prior["minutes"] + train_minutes, 1),
                   "init_from": {"preset": cfg.init_from, **prior} if cfg.init_from else None,
                   "processes": world_size,
@@ -314,7 +372,7 @@ def main(argv: list[str] | None = None) -> None:
         os.replace(state_path.with_suffix(".tmp"), state_path)
         export(run_dir / "export", (time.time() - t_start) / 60, final=False)
 
-    loss_avg = attr_avg = None
+    loss_avg = attr_avg = pair_avg = None
     while True:
         elapsed = shared_elapsed(t_start, world_size)
         if elapsed >= budget:
@@ -338,6 +396,19 @@ def main(argv: list[str] | None = None) -> None:
             pooled.append(p)
             return v.float()
 
+        opt.zero_grad(set_to_none=True)
+        if cfg.pair_weight > 0:  # backward now, without the all-reduce: the main loss's backward does it
+            pi = torch.from_numpy(rng.integers(0, len(pair_latents["a"]), cfg.pair_batch))
+            ci = rng.integers(cfg.captions_per_clip, size=cfg.pair_batch)
+            pair_ids, pair_mask = text.tokenize(
+                [pair_caps[m][i][c] for m in ("a", "b") for i, c in zip(pi.tolist(), ci, strict=True)])
+            with ddp.no_sync() if world_size > 1 else contextlib.nullcontext():
+                pair_loss, plain = paired_flow_loss(
+                    lambda zt, t, ids=pair_ids, mask=pair_mask: velocity(zt, t, ids, mask, []),
+                    pair_latents["a"][pi], pair_latents["b"][pi], t_mean=cfg.t_mean)
+                # the pairs' plain loss counts per clip as much as the main batch's
+                (cfg.pair_weight * pair_loss + plain * (2 * cfg.pair_batch / cfg.batch)).backward()
+            pair_avg = pair_loss.item() if pair_avg is None else 0.98 * pair_avg + 0.02 * pair_loss.item()
         weight = 1 + cfg.fg_weight * masks[key][torch.from_numpy(idx)] if cfg.fg_weight > 0 else None
         loss = rectified_flow_loss(velocity, z, weight=weight, t_mean=cfg.t_mean)
         total = loss
@@ -346,7 +417,6 @@ def main(argv: list[str] | None = None) -> None:
             attr_loss = model.attributes.loss(pooled[0], labels)
             total = loss + cfg.attr_weight * attr_loss
             attr_avg = attr_loss.item() if attr_avg is None else 0.98 * attr_avg + 0.02 * attr_loss.item()
-        opt.zero_grad(set_to_none=True)
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
@@ -358,6 +428,8 @@ def main(argv: list[str] | None = None) -> None:
         loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
         if master and step % 100 == 0:
             attr = {} if attr_avg is None else {"attr_loss": round(attr_avg, 4)}
+            if pair_avg is not None:
+                attr["pair_loss"] = round(pair_avg, 4)
             print(f"step {step} {elapsed / 60:.1f}min lr {lr:.2e} loss {loss_avg:.4f} {attr}", flush=True)
             log.append({"step": step, "minutes": round(elapsed / 60, 2), "loss": round(loss_avg, 4), **attr})
         if master and time.time() - last_ckpt > cfg.ckpt_minutes * 60:

@@ -240,6 +240,55 @@ def _speeds_for(direction: str, size: str, shape: str, n: int, height: int, widt
     return out
 
 
+def _fits(obj: ObjectSpec, n: int, height: int, width: int) -> bool:
+    """The whole trajectory over frames 0..n-1 keeps MARGIN px from the frame edge."""
+    e = obj.extent + MARGIN
+    xs, ys = obj.position(np.array([0, n - 1]))
+    return bool(min(xs) >= e and max(xs) <= width - e and min(ys) >= e and max(ys) <= height - e)
+
+
+COUNTERFACTUAL_KINDS = ("shape", "count")
+
+
+def counterfactual(spec: ClipSpec, rng: np.random.Generator, kind: str) -> ClipSpec | None:
+    """A copy of `spec` that differs in one thing its caption names, everything else (positions,
+    motion, background, camera) kept, or None when this spec admits no such change.
+
+    kind "shape": every object of one (colour, shape) group of one shot takes another shape (one
+    whose pair is allowed in training, not already in the shot, and that stays in frame and apart);
+    kind "count": one object leaves a shot that has two or more.
+    The pair (spec, counterfactual) isolates what one word does to the pixels: the DiT trainer's
+    paired loss asks the denoiser for exactly that difference (train_dit.py, `--pair-weight`).
+    """
+    if kind not in COUNTERFACTUAL_KINDS:
+        raise ValueError(f"kind must be one of {COUNTERFACTUAL_KINDS}, not {kind!r}")
+    out = ClipSpec.from_dict(spec.to_dict())
+    shots = [i for i, s in enumerate(out.shots) if kind == "shape" or len(s.objects) >= 2]
+    if not shots:
+        return None
+    i = shots[int(rng.integers(len(shots)))]
+    shot, (a, b) = out.shots[i], out.shot_ranges()[i]
+    if kind == "count":
+        del shot.objects[int(rng.integers(len(shot.objects)))]
+        return out
+    keys = list(groups(shot))
+    key = keys[int(rng.integers(len(keys)))]
+    members = [j for j, o in enumerate(shot.objects) if (o.colour, o.shape) == key]
+    others = [o for j, o in enumerate(shot.objects) if j not in members]
+    for shape in rng.permutation(SHAPES):
+        new = {j: dataclasses.replace(shot.objects[j], shape=str(shape)) for j in members}
+        if (shape == key[1] or (key[0], shape) in HELD_OUT
+                or any((o.colour, o.shape) == (key[0], shape) for o in others)
+                or not all(_fits(o, b - a, out.height, out.width) for o in new.values())
+                or not all(_apart(o, p, b - a) for k, o in enumerate(new.values())
+                           for p in [*others, *list(new.values())[k + 1:]])):
+            continue
+        for j, o in new.items():
+            shot.objects[j] = o
+        return out
+    return None
+
+
 def _sample_shot(sm: _Sampler, n: int, force_held_out: bool, tint_not: str | None,
                  bg_not: str | None) -> ShotSpec:
     rng = sm.rng

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from trustframe.generator.dit import DIT_SIZES, DiTBlock, apply_rope, create_dit, rope_3d
-from trustframe.generator.sampler import euler_sample, rectified_flow_loss, time_grid
+from trustframe.generator.sampler import euler_sample, paired_flow_loss, rectified_flow_loss, time_grid
 from trustframe.generator.text import TEXT_SIZES, UNK, build_vocab, create_text_encoder, words
 from trustframe.generator.vae import VAE_SIZES, create_vae
 
@@ -221,6 +221,30 @@ def test_rectified_flow_loss_weight_counts_only_where_it_is_put():
     ones = rectified_flow_loss(perfect_in_region(5.0), x0, g.manual_seed(0), weight=torch.ones(1))
     assert small < 1e-6 and large < 1e-6  # weighted: the off-region error does not count
     assert plain > 1.0 and torch.isclose(ones, plain)  # unweighted (or uniform weight): it does
+
+
+def test_paired_flow_loss_scores_how_much_of_the_difference_is_predicted():
+    """0 for a denoiser that knows each member's clean latent, 1 for one that gives both members of
+    a pair the same velocity (it ignores the word), and in between for one that predicts half."""
+    xa = torch.randn(3, 4, 2, 4, 4)
+    xb = xa.clone()
+    xb[:, :, :, 1:3, 1:3] += torch.randn(3, 4, 2, 2, 2)  # the pair differs in one small region
+    x0 = torch.cat([xa, xb])
+
+    def oracle(share):  # the exact velocity of a, and of b up to `share` of its difference from a
+        def velocity(xt, t):
+            v = (xt - x0) / t.view(-1, 1, 1, 1, 1)  # = noise - x0
+            va, vb = v.chunk(2)
+            return torch.cat([va, va + share * (vb - va)])
+
+        return velocity
+
+    g = torch.Generator()
+    exact, plain = paired_flow_loss(oracle(1.0), xa, xb, g.manual_seed(0))
+    blind, _ = paired_flow_loss(oracle(0.0), xa, xb, g.manual_seed(0))
+    half, _ = paired_flow_loss(oracle(0.5), xa, xb, g.manual_seed(0))
+    assert exact < 1e-9 and plain < 1e-9
+    assert torch.isclose(blind, torch.tensor(1.0)) and torch.isclose(half, torch.tensor(0.25))
 
 
 @pytest.mark.parametrize("prompt", ["", "A ZEBRA juggling 🦓 flamingos!!", "réd bäll — ×××", "word " * 500,

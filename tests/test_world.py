@@ -203,3 +203,39 @@ def test_caption_attribute_labels_name_what_the_spec_holds():
                     k += 1
         assert labels[k] == (spec.cut_at or 0)
     assert head.labels("") == [-100] * len(head.sizes) == head.labels("no objects named here")
+
+
+def _objects(spec: ClipSpec) -> list[tuple]:
+    return [(i, o.colour, o.shape, o.direction, o.speed, o.size, o.start)
+            for i, shot in enumerate(spec.shots) for o in shot.objects]
+
+
+def test_counterfactual_changes_one_named_thing_and_keeps_the_rest():
+    rng = np.random.default_rng(3)
+    made = {"shape": 0, "count": 0}
+    for spec in _specs(120, seed=7, frames=16, height=64, width=64, split="train"):
+        for kind in world.COUNTERFACTUAL_KINDS:
+            other = world.counterfactual(spec, rng, kind)
+            if other is None:  # no object to remove, or no other shape that fits where the group moves
+                assert kind == "shape" or all(len(s.objects) == 1 for s in spec.shots)
+                continue
+            made[kind] += 1
+            before, after = _objects(spec), _objects(other)
+            assert [(s.background, s.camera, s.bg_seed) for s in spec.shots] == \
+                   [(s.background, s.camera, s.bg_seed) for s in other.shots]
+            if kind == "count":  # exactly one object gone, the others untouched
+                assert len(after) == len(before) - 1 and set(after) < set(before)
+            else:  # one (colour, shape) group took one new shape; positions and motion kept
+                changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+                assert changed and len({(a[1], a[2], b[2]) for a, b in changed}) == 1
+                assert all(a[:2] + a[3:] == b[:2] + b[3:] for a, b in changed)
+                assert not any((o.colour, o.shape) in world.HELD_OUT for s in other.shots for o in s.objects)
+            # still a valid world clip: objects in frame and apart, so the checker can read it
+            for shot, (a, b) in zip(other.shots, other.shot_ranges(), strict=True):
+                for j, o in enumerate(shot.objects):
+                    assert world._fits(o, b - a, other.height, other.width)
+                    assert all(world._apart(o, p, b - a) for p in shot.objects[j + 1:])
+            assert not np.array_equal(world.render(spec), world.render(other))
+    assert made["shape"] > 100 and made["count"] > 20  # of 120 specs
+    with pytest.raises(ValueError, match="kind"):
+        world.counterfactual(spec, rng, "colour")
