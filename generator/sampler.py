@@ -39,7 +39,7 @@ def rectified_flow_loss(velocity, x0: torch.Tensor, generator: torch.Generator |
 
 
 def paired_flow_loss(velocity, xa: torch.Tensor, xb: torch.Tensor, generator: torch.Generator | None = None,
-                     t_mean: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+                     t_mean: float = 0.0, t: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Counterfactual pairs: xa, xb (N, C, t, h, w) clean latents of clips that differ in one thing
     their captions name (a shape, an object's presence), everything else equal. Both members of a
     pair are noised with the same t and the same noise, and `velocity` sees a batch of 2N: the N
@@ -50,9 +50,11 @@ def paired_flow_loss(velocity, xa: torch.Tensor, xb: torch.Tensor, generator: to
     normalised by that difference's energy: 1 for a denoiser that ignores the word, 0 for one that
     predicts its whole effect. A small object's shape is a few latent cells, so in the plain loss it
     is a faint signal under the noise; here it is the whole signal.
+    t: one time for every pair (to measure); None draws logit-normal times with mean `t_mean` (to train).
     """
     n = xa.shape[0]
-    t = logit_normal_t(n, generator, mean=t_mean, device=xa.device)
+    t = (logit_normal_t(n, generator, mean=t_mean, device=xa.device) if t is None
+         else torch.full((n,), float(t), device=xa.device))
     noise = torch.randn(xa.shape, generator=generator, device=xa.device)
     tt = t.view(-1, *([1] * (xa.dim() - 1)))
     x0 = torch.cat([xa, xb])
