@@ -274,10 +274,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--fg-weight needs object masks; {cache}.safetensors has none (written by an older "
                          f"version): delete {cache}.* to re-encode")
     weights = np.array([BUCKETS[tuple(int(v) for v in k.split("x"))] for k in keys])
-    if cfg.pair_weight > 0:
-        pair_latents = {k: v.float() for k, v in load_file(str(pair_cache) + ".safetensors").items()}
-        pair_caps = json.loads(pair_cache.with_suffix(".json").read_text())
     weights = weights / weights.sum()
+    if cfg.pair_weight > 0:
+        stored = load_file(str(pair_cache.with_suffix(".safetensors")))
+        pair_latents = {k: v.float() for k, v in stored.items()}  # "a", "b": (pairs, C, t, h, w)
+        pair_caps = json.loads(pair_cache.with_suffix(".json").read_text())
 
     # --- models ---
     if cfg.init_from:  # the shipped weights (EMA) start both the trained model and its EMA
