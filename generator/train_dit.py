@@ -156,6 +156,15 @@ def latent_object_mask(x: torch.Tensor, time_factor: int, space_factor: int) -> 
     return F.max_pool3d(fg, (1, 3, 3), stride=1, padding=(0, 1, 1)).to(torch.uint8)
 
 
+@torch.no_grad()
+def normalised_latents(vae, latent_mean, latent_std, x: torch.Tensor) -> torch.Tensor:
+    """Clips (B, 3, T, H, W) in [-1, 1] -> posterior-mean latents (B, C, t, h, w), normalised per
+    channel as the DiT sees them, fp16 (how the caches store them)."""
+    mean = torch.tensor(latent_mean).view(1, -1, 1, 1, 1)
+    std = torch.tensor(latent_std).view(1, -1, 1, 1, 1)
+    return ((vae.encode(x) - mean) / std).half()
+
+
 def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> None:
     """Render + caption + encode `cfg.clips` clips into `path`.{safetensors,json}; the object masks
     on the latent grid go beside the latents (key "<bucket>.fg")."""
@@ -168,8 +177,6 @@ def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -
     rng = np.random.default_rng(cfg.seed + 777)
     tensors, caps = {}, {}
     t0 = time.time()
-    mean = torch.tensor(latent_mean).view(1, -1, 1, 1, 1)
-    std = torch.tensor(latent_std).view(1, -1, 1, 1, 1)
     for (f, h, w), share in BUCKETS.items():
         n = int(round(cfg.clips * share))
         zs, fgs, cs = [], [], []
@@ -177,8 +184,7 @@ def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -
             specs = [world.sample_spec(rng, frames=f, height=h, width=w, split="train",
                                        multi_shot_p=cfg.multi_shot_p) for _ in range(min(8, n - i))]
             x = torch.stack([to_tensor(world.render(s)) for s in specs])  # (B, 3, T, H, W)
-            with torch.no_grad():
-                zs.append(((vae.encode(x) - mean) / std).half())  # (B, C, t, h, w), normalised
+            zs.append(normalised_latents(vae, latent_mean, latent_std, x))
             fgs.append(latent_object_mask(x, vae.cfg.time_factor, vae.cfg.space_factor))
             if fgs[-1].shape[2:] != zs[-1].shape[2:]:
                 raise AssertionError(f"mask {tuple(fgs[-1].shape)} off the latent grid {tuple(zs[-1].shape)}")
@@ -204,13 +210,12 @@ def encode_pairs(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> 
     from trustframe.generator.train_vae import to_tensor
 
     rng = np.random.default_rng(cfg.seed + 999)
-    mean = torch.tensor(latent_mean).view(1, -1, 1, 1, 1)
-    std = torch.tensor(latent_std).view(1, -1, 1, 1, 1)
     specs: list[tuple] = []
     while len(specs) < cfg.pairs:
         spec = world.sample_spec(rng, frames=16, height=64, width=64, split="train",
                                  multi_shot_p=cfg.multi_shot_p)
-        kinds = world.COUNTERFACTUAL_KINDS[len(specs) % 2:] + world.COUNTERFACTUAL_KINDS[:len(specs) % 2]
+        first = len(specs) % len(world.COUNTERFACTUAL_KINDS)  # kinds in turn, the next one when one can't
+        kinds = world.COUNTERFACTUAL_KINDS[first:] + world.COUNTERFACTUAL_KINDS[:first]
         for kind in kinds:
             other = world.counterfactual(spec, rng, kind)
             if other is not None:
@@ -221,8 +226,7 @@ def encode_pairs(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> 
     for i in range(0, len(specs), 8):
         chunk = specs[i:i + 8]
         x = torch.stack([to_tensor(world.render(s)) for pair in chunk for s in pair[:2]])  # a, b, a, b ...
-        with torch.no_grad():
-            z = ((vae.encode(x) - mean) / std).half()
+        z = normalised_latents(vae, latent_mean, latent_std, x)
         za.append(z[0::2])
         zb.append(z[1::2])
         for a, b, _ in chunk:
