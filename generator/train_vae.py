@@ -16,14 +16,16 @@ import math
 import os
 import subprocess
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
+import torch.nn as nn
 import torch.nn.functional as F
 
+from trustframe.generator.vae import VAEConfig, VideoVAE
 from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
 
 
@@ -49,6 +51,7 @@ class TrainConfig:
     decoder_only: bool = False  # freeze the encoder (latents already used by a DiT stay valid)
     fg_weight: float = 0.0  # extra loss weight on (dilated) object pixels: sharper shapes for the checker
     edge_weight: float = 0.0  # extra loss weight on object outlines (small stars blur to discs)
+    grow_decoder: int = 0  # with --init-from: add this many residual blocks at the decoder's last level
 
 
 def to_tensor(clip: np.ndarray) -> torch.Tensor:
@@ -104,6 +107,24 @@ def evaluate_psnr(vae, clips: list[torch.Tensor]) -> float:
     return float(np.mean(vals))
 
 
+def grown_vae(base: VAEConfig, state_dict: dict, grow: int) -> VideoVAE:
+    """The VAE `base` with its trained weights and `grow` more decoder blocks at the last level. New
+    blocks start as the identity (zero last convolution), so the grown decoder reconstructs exactly
+    as its base did and training only has to add to it."""
+    from trustframe.errors import ConfigError
+
+    vae = VideoVAE(replace(base, refine_blocks=base.refine_blocks + grow))
+    n = len(vae.decoder.blocks)
+    for block in list(vae.decoder.blocks)[n - grow:] if grow else []:
+        nn.init.zeros_(block.conv2.conv.weight)
+        nn.init.zeros_(block.conv2.conv.bias)
+    fresh = tuple(f"decoder.blocks.{i}." for i in range(n - grow, n))
+    missing, unexpected = vae.load_state_dict({k: v.float() for k, v in state_dict.items()}, strict=False)
+    if unexpected or any(not k.startswith(fresh) for k in missing):
+        raise ConfigError(f"weights do not match the VAE config: missing {missing}, unexpected {unexpected}")
+    return vae
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -118,14 +139,13 @@ def main(argv: list[str] | None = None) -> None:
     master = rank == 0
 
     from trustframe.generator import world
-    from trustframe.generator.vae import VAEConfig, VideoVAE, create_vae
+    from trustframe.generator.vae import VAEConfig, create_vae
     from trustframe.weights import load_checkpoint, save_checkpoint
 
     previous = None
     if cfg.init_from:
         previous = load_checkpoint("generator", cfg.init_from)
-        vae = VideoVAE(VAEConfig.from_dict(previous.card["config"]))
-        vae.load_state_dict({k: v.float() for k, v in previous.state_dict.items()})
+        vae = grown_vae(VAEConfig.from_dict(previous.card["config"]), previous.state_dict, cfg.grow_decoder)
     else:
         vae = create_vae(cfg.size, latent_channels=cfg.latent_channels, width=cfg.width)
     trainable = vae.decoder if cfg.decoder_only else vae
@@ -256,7 +276,8 @@ def main(argv: list[str] | None = None) -> None:
                 "what": ("decoder only (encoder frozen, so the DiT's pre-encoded latents stay valid), "
                          "decoding the posterior mean" if cfg.decoder_only else "whole VAE, L1 + MSE + KL")
                 + (f", object pixels weighted {1 + cfg.fg_weight:g}x" if cfg.fg_weight > 0 else "")
-                + (f", outlines +{cfg.edge_weight:g}" if cfg.edge_weight > 0 else "")}],
+                + (f", outlines +{cfg.edge_weight:g}" if cfg.edge_weight > 0 else "")
+                + (f", decoder grown by {cfg.grow_decoder} last-level blocks" if cfg.grow_decoder else "")}],
         }
         save_checkpoint(run_dir / cfg.name, vae.state_dict(), card)
         if cfg.export:

@@ -30,6 +30,7 @@ class VAEConfig:
     temporal_down: tuple[bool, ...] = (True, True)  # per down-sampler: also halve time?
     spatial_down: tuple[bool, ...] = (True, True)  # per down-sampler: also halve space?
     blocks: int = 1  # residual blocks per level
+    refine_blocks: int = 0  # extra decoder blocks at its last level (grown by a decoder fine-tune)
     kl_weight: float = 1e-6
 
     @property
@@ -160,7 +161,8 @@ class Decoder(nn.Module):
             if i < n_up:
                 j = n_up - 1 - i  # the matching down-sampler
                 layers.append(Upsample(c, chans[i + 1], cfg.temporal_down[j], cfg.spatial_down[j]))
-        self.blocks = nn.Sequential(*layers)
+        layers += [ResBlock(chans[-1], chans[-1]) for _ in range(cfg.refine_blocks)]  # after, so a grown
+        self.blocks = nn.Sequential(*layers)  # decoder keeps its base's parameter names
         self.norm_out = FrameNorm(chans[-1])
         self.conv_out = CausalConv3d(chans[-1], 12)
 

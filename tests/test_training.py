@@ -26,7 +26,8 @@ RUNS = {
                      "tfdit-s"),
     "vae-decoder-finetune": ("trustframe.generator.train_vae",
                              ["--minutes", "0.15", "--crop-batch", "2", "--init-from", "tfvae-f4c8",
-                              "--decoder-only", "--fg-weight", "4", "--edge-weight", "8", "--name", "ft"],
+                              "--decoder-only", "--fg-weight", "4", "--edge-weight", "8",
+                              "--grow-decoder", "1", "--name", "ft"],
                              "ft"),
 }
 
@@ -68,7 +69,8 @@ def test_a_vae_fine_tune_card_keeps_every_stage_behind_its_weights(tmp_path):
     assert card["stages"][:-1] == base
     assert "--decoder-only" in card["stages"][-1]["command"]
     assert card["stages"][-1]["what"].startswith("decoder only")
-    assert card["stages"][-1]["what"].endswith("outlines +8")
+    assert card["stages"][-1]["what"].endswith("outlines +8, decoder grown by 1 last-level blocks")
+    assert card["config"]["refine_blocks"] == base_card["config"].get("refine_blocks", 0) + 1
     # the encoder is frozen, so the latent statistics the DiTs were trained with stay exactly as they were
     assert (card["latent_mean"], card["latent_std"]) == (base_card["latent_mean"], base_card["latent_std"])
 
@@ -87,3 +89,60 @@ def test_vae_loss_weight_marks_object_outlines():
     assert w[6, 16] == 5.0  # dilated fg band, off the outline
     assert w[0, 0] == 1.0
     assert torch.equal(loss_weight(x, 4.0, 0.0), 1 + 4.0 * (w > 1).float()[None, None, None])
+
+
+def test_a_grown_decoder_starts_as_exactly_its_base():
+    """New last-level blocks begin as the identity: the grown VAE decodes bit for bit as its base, and
+    weights that fit neither the base nor the grown shape are refused."""
+    import torch
+
+    from trustframe.errors import ConfigError
+    from trustframe.generator.train_vae import grown_vae, heldout_clips
+    from trustframe.generator.vae import VAEConfig
+    from trustframe.weights import load_checkpoint
+
+    ck = load_checkpoint("generator", "tfvae-f4c8")
+    cfg = VAEConfig.from_dict(ck.card["config"])
+    base, grown = grown_vae(cfg, ck.state_dict, 0), grown_vae(cfg, ck.state_dict, 2)
+    assert len(grown.decoder.blocks) == len(base.decoder.blocks) + 2
+    clip = heldout_clips(1)[0][None, :, :9]
+    with torch.no_grad():
+        z = base.encode(clip)
+        assert torch.equal(base.decode(z), grown.decode(z))
+    other = {k: v for k, v in ck.state_dict.items() if not k.startswith("decoder.conv_in.")}
+    with pytest.raises(ConfigError, match="decoder.conv_in"):
+        grown_vae(cfg, other, 1)
+
+
+@pytest.mark.parametrize("init_from", [True, False])
+def test_a_watermark_fine_tune_starts_from_the_shipped_networks(tmp_path, init_from):
+    """--init-from loads the preset's MaskNet and RevealNet (a zero-minute run saves them untouched);
+    without it the networks start from scratch."""
+    import torch
+
+    from trustframe.weights import load_checkpoint
+
+    args = ["--minutes", "0", "--pool", "2", "--keys", "1", "--out", str(tmp_path)]
+    if init_from:
+        args += ["--init-from", "tfwm-base"]
+    cmd = [sys.executable, "-m", "trustframe.watermark.train", *args]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    saved = torch.load(tmp_path / "tfwm-base" / "state.pt", weights_only=True)["model"]
+    shipped = load_checkpoint("watermark", "tfwm-base").state_dict
+    same = [torch.equal(saved[k], shipped[k].float()) for k in saved]
+    assert len(saved) == len(shipped) - 1  # all but the frequency ring
+    assert all(same) if init_from else not any(same)
+
+
+def test_a_watermark_card_lists_every_run_behind_its_weights():
+    from trustframe.watermark.train import stages_behind
+
+    run = {"command": "python -m trustframe.watermark.train --init-from tfwm-base", "steps": 5,
+           "train_minutes": 1.0, "processes": 1}
+    assert stages_behind({}, run) == [run]
+    one_run = {"training": {"command": "first", "steps": 10, "train_minutes": 2.0, "processes": 1, "log": []}}
+    first = {"command": "first", "steps": 10, "train_minutes": 2.0, "processes": 1}
+    assert stages_behind(one_run, run) == [first, run]
+    staged = {"training": {**one_run["training"], "stages": [first, run]}}
+    assert stages_behind(staged, run) == [first, run, run]

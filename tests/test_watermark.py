@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import subprocess
 import sys
 
@@ -153,7 +154,6 @@ def test_real_codecs_change_pixels_more_at_high_crf():
 
 
 def test_random_attack_chain_is_seeded():
-    import random
 
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     pattern = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(3))
@@ -163,9 +163,16 @@ def test_random_attack_chain_is_seeded():
     assert torch.allclose(a, b) and torch.equal(pa, pb)
 
 
+def test_random_attack_draws_the_codec_crf_from_its_range():
+    x = torch.rand(2, 3, 64, 64)
+    pattern = torch.randn(2, 1, 64, 64)
+    for seed in range(3):
+        _, _, desc = attacks.random_attack(x, pattern, random.Random(seed), 48, 1.0, 0.0, crf=(37, 37))
+        assert desc.split("+")[-1] in ("libx26437", "libx26537"), desc
+
+
 def test_random_attack_moves_the_pattern_with_the_frames():
     """Geometry applies to frames and target alike: a pattern drawn into the frames stays aligned."""
-    import random
 
     pattern = torch.randn(4, 1, 96, 96, generator=torch.Generator().manual_seed(4))
     x = (0.5 + 0.1 * pattern).clamp(0, 1).repeat(1, 3, 1, 1)

@@ -207,14 +207,16 @@ NOT_TARGETED = ("rotate5", "hflip")  # reported, not part of the robustness targ
 
 
 def random_attack(x: torch.Tensor, pattern: torch.Tensor, rng: random.Random, out_px: int,
-                  codec_p: float = 0.35, jpeg_p: float = 0.35) -> tuple[torch.Tensor, torch.Tensor, str]:
+                  codec_p: float = 0.35, jpeg_p: float = 0.35,
+                  crf: tuple[int, int] = (18, 40)) -> tuple[torch.Tensor, torch.Tensor, str]:
     """The training chain: one random draw for the whole batch.
 
     x (N, 3, P, P) watermarked frames at the working resolution, pattern (N, 1, P, P) the pattern
     they carry. A crop window at a random scale (0.7x-1.45x: crops arrive magnified, downscales
     shrink) is resized to `out_px` in both (the pattern is the extractor's target, so geometry
     moves it too); then, on the frames only: sometimes a resolution loss (down to 0.4x and back),
-    colour jitter, blur, noise; then real H.264/H.265 (CRF 18-40), real JPEG (q30-95) or rounding.
+    colour jitter, blur, noise; then real H.264/H.265 (CRF drawn from `crf`, default 18-40), real
+    JPEG (q30-95) or rounding.
     Returns (frames (N, 3, o, o), pattern (N, 1, o, o), a short description).
     """
     o, p = out_px, x.shape[-1]
@@ -250,7 +252,7 @@ def random_attack(x: torch.Tensor, pattern: torch.Tensor, rng: random.Random, ou
         names.append(f"noise{sigma:.3f}")
     u = rng.random()
     if u < codec_p:
-        codec, crf = ("libx265" if rng.random() < 0.3 else "libx264"), rng.randint(18, 40)
+        codec, crf = ("libx265" if rng.random() < 0.3 else "libx264"), rng.randint(*crf)
         x = video_codec(x, crf, codec, preset="veryfast")
         names.append(f"{codec}{crf}")
     elif u < codec_p + jpeg_p:

@@ -53,6 +53,8 @@ class TrainConfig:
     strength: float = 1.9  # residual RMS in 0-255 units (the embedder's default)
     ssim_weight: float = 4.0
     codec_p: float = 0.35  # share of batches through H.264/H.265
+    crf_min: int = 18  # the codecs' CRF is drawn uniformly from crf_min..crf_max
+    crf_max: int = 40
     jpeg_p: float = 0.35  # share through JPEG (the rest: rounding only)
     keys: int = 64  # random keys cycled through (the networks never see a key)
     ckpt_minutes: float = 4.0
@@ -60,6 +62,7 @@ class TrainConfig:
     seed: int = 0
     out: str = "runs"
     export: bool = False
+    init_from: str = ""  # start from this shipped preset's networks (a fine-tune) instead of scratch
 
 
 class Pair(nn.Module):
@@ -121,6 +124,16 @@ def handmade_ncc(y: torch.Tensor, target: torch.Tensor) -> float:
     return float(ncc(torch.from_numpy(maps), target).mean())
 
 
+def stages_behind(base_card: dict, stage: dict) -> list[dict]:
+    """Every run behind a model's weights, oldest first: a fine-tune keeps its base's stages (a base
+    trained in one run is one stage) and adds its own."""
+    if not base_card:
+        return [stage]
+    t = base_card["training"]
+    return [*(t.get("stages") or [{k: t[k] for k in ("command", "steps", "train_minutes", "processes")}]),
+            stage]
+
+
 def main(argv=None) -> None:
     cfg, command = parse_config(TrainConfig, argv, "trustframe.watermark.train", __doc__.splitlines()[0])
     rank, world_size, _ = init_process(cfg.seed, cfg.threads)
@@ -129,6 +142,13 @@ def main(argv=None) -> None:
     run_dir = Path(cfg.out) / cfg.name
     net_cfg = NetConfig()
     model = Pair(net_cfg)
+    base_card: dict = {}
+    if cfg.init_from:
+        from trustframe.weights import load_checkpoint
+
+        base = load_checkpoint("watermark", cfg.init_from)
+        base_card = base.card
+        model.load_state_dict({k: v.float() for k, v in base.state_dict.items() if k != "ring"})
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     state_path = run_dir / "state.pt"
     step, elapsed0, log = 0, 0.0, []
@@ -174,7 +194,8 @@ def main(argv=None) -> None:
         y = luma(x)
         mask = model.mask(y)
         xw = attacks.quantize((x + (cfg.strength / 255) * mask * pattern).clamp(0, 1))
-        xa, target, _ = attacks.random_attack(xw, pattern, rng, cfg.out_px, cfg.codec_p, cfg.jpeg_p)
+        xa, target, _ = attacks.random_attack(xw, pattern, rng, cfg.out_px, cfg.codec_p, cfg.jpeg_p,
+                                              (cfg.crf_min, cfg.crf_max))
         ya = luma(xa)
         est = model.reveal(ya)
         corr = ncc(est, target).mean()
@@ -212,9 +233,11 @@ def main(argv=None) -> None:
         if cfg.export:
             from trustframe.watermark.presets import export_preset
 
+            minutes = round((time.time() - t_start) / 60, 1)
             card = {"command": command, "train_config": asdict(cfg), "steps": step,
-                    "train_minutes": round((time.time() - t_start) / 60, 1), "processes": world_size,
-                    "log": log}
+                    "train_minutes": minutes, "processes": world_size, "log": log,
+                    "stages": stages_behind(base_card, {"command": command, "steps": step,
+                                                        "train_minutes": minutes, "processes": world_size})}
             print(export_preset(cfg.name, model.state_dict(), net_cfg, card))
     if world_size > 1:
         torch.distributed.destroy_process_group()
