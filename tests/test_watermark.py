@@ -314,3 +314,16 @@ def test_training_runs_saves_and_resumes(tmp_path):
     again = torch.load(tmp_path / "tfwm-base" / "state.pt", weights_only=True)
     assert int(again["step"]) > first
     assert float(again["elapsed"]) >= 0.1 * 60
+
+
+def test_handmade_prefilter_stays_finite_when_the_box_filter_rounds_below_zero(monkeypatch):
+    """Flat patches made the logged baseline correlation NaN (and the model card invalid JSON): cv2's
+    running-sum box filter can return tiny negative powers there."""
+    import cv2
+
+    from trustframe.watermark import train
+
+    y = np.full((32, 32), 128.0, np.float32)
+    monkeypatch.setattr(cv2, "blur", lambda a, k: np.full_like(a, -1e-6))
+    out = train.handmade_prefilter(y)
+    assert np.isfinite(out).all()

@@ -115,7 +115,8 @@ def handmade_prefilter(y: np.ndarray) -> np.ndarray:
     import cv2
 
     hp = y - cv2.GaussianBlur(y, (0, 0), 6.0)
-    return hp / (np.sqrt(cv2.blur(hp * hp, (15, 15))) + 2.0)
+    power = np.maximum(cv2.blur(hp * hp, (15, 15)), 0)  # the box filter's running sums can dip below 0
+    return hp / (np.sqrt(power) + 2.0)
 
 
 def handmade_ncc(y: torch.Tensor, target: torch.Tensor) -> float:
