@@ -25,7 +25,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trustframe.generator.vae import VAEConfig, VideoVAE
+from trustframe.generator.vae import VAEConfig, VideoVAE, create_vae
 from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
 
 
@@ -115,7 +115,7 @@ def grown_vae(base: VAEConfig, state_dict: dict, grow: int) -> VideoVAE:
 
     vae = VideoVAE(replace(base, refine_blocks=base.refine_blocks + grow))
     n = len(vae.decoder.blocks)
-    for block in list(vae.decoder.blocks)[n - grow:] if grow else []:
+    for block in list(vae.decoder.blocks)[n - grow:n]:
         nn.init.zeros_(block.conv2.conv.weight)
         nn.init.zeros_(block.conv2.conv.bias)
     fresh = tuple(f"decoder.blocks.{i}." for i in range(n - grow, n))
@@ -139,7 +139,6 @@ def main(argv: list[str] | None = None) -> None:
     master = rank == 0
 
     from trustframe.generator import world
-    from trustframe.generator.vae import VAEConfig, create_vae
     from trustframe.weights import load_checkpoint, save_checkpoint
 
     previous = None

@@ -154,7 +154,6 @@ def test_real_codecs_change_pixels_more_at_high_crf():
 
 
 def test_random_attack_chain_is_seeded():
-
     x = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     pattern = torch.randn(2, 1, 64, 64, generator=torch.Generator().manual_seed(3))
     a, pa, da = attacks.random_attack(x, pattern, random.Random(5), 48, codec_p=0.5)
@@ -173,7 +172,6 @@ def test_random_attack_draws_the_codec_crf_from_its_range():
 
 def test_random_attack_moves_the_pattern_with_the_frames():
     """Geometry applies to frames and target alike: a pattern drawn into the frames stays aligned."""
-
     pattern = torch.randn(4, 1, 96, 96, generator=torch.Generator().manual_seed(4))
     x = (0.5 + 0.1 * pattern).clamp(0, 1).repeat(1, 3, 1, 1)
     for seed in range(4):  # codec_p = jpeg_p = 0: rounding only after the geometry

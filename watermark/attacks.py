@@ -252,9 +252,9 @@ def random_attack(x: torch.Tensor, pattern: torch.Tensor, rng: random.Random, ou
         names.append(f"noise{sigma:.3f}")
     u = rng.random()
     if u < codec_p:
-        codec, crf = ("libx265" if rng.random() < 0.3 else "libx264"), rng.randint(*crf)
-        x = video_codec(x, crf, codec, preset="veryfast")
-        names.append(f"{codec}{crf}")
+        codec, q = ("libx265" if rng.random() < 0.3 else "libx264"), rng.randint(*crf)
+        x = video_codec(x, q, codec, preset="veryfast")
+        names.append(f"{codec}{q}")
     elif u < codec_p + jpeg_p:
         q = rng.randint(30, 95)
         x = jpeg(x, q)
