@@ -15,7 +15,8 @@ correlation of RevealNet's output with it (the SNR the keyed Fourier readout see
 `ssim_weight * (1 - SSIM)` of the watermarked luma.
 The log also prints the same correlation for the hand-made prefilter this replaces, on the same
 batches. Checkpoints every few minutes in runs/<name>/ (resumable); `--export` writes the
-weights (float32) with the model card to watermark/weights/.
+weights (float32) with the model card to watermark/weights/. `--init-from tfwm-base` fine-tunes the
+shipped networks instead of starting from scratch; the card then lists every run behind them.
 """
 
 from __future__ import annotations
