@@ -39,8 +39,8 @@ class ProvenanceSection(BaseModel):
 
 class WatermarkSection(BaseModel):
     detected: bool
-    p_value: float = Field(description="one-sided binomial test: P(this many matching bits | no "
-                           "watermark)")
+    p_value: float = Field(description="exact one-sided signed-rank test on the keyed sync bits: "
+                           "P(this much agreement | no watermark)")
     payload: str | None = Field(None, description="decoded payload, hex, when error correction "
                                 "succeeded")
     alg: str

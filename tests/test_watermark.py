@@ -101,27 +101,48 @@ def test_hex_round_trip():
 
 # ---- statistics --------------------------------------------------------------------------------
 
-def test_p_values_on_random_bits_are_uniform():
-    """Under H0 (random soft bits) the match count is Binomial(n, 1/2): randomised p-values are
-    exactly uniform (KS), and the test's size never exceeds the nominal level."""
+def test_p_values_under_h0_are_uniform():
+    """Under H0 the soft bits are symmetric about zero but not identically distributed (content
+    makes some bits far more confident than others): the signed-rank p-values of the decoded sync
+    agreement are still uniform (KS), and the test's size never exceeds the nominal level."""
     rng = np.random.default_rng(0)
-    n = N_BITS - 48 - codec.parity_bits()
-    key_stream = codec.keystream(KEY, N_BITS)[codec.sync_slice(N_BITS)]
-    matches = np.array([int(((rng.normal(size=n) > 0) == (key_stream == 1)).sum())
-                        for _ in range(4000)])
-    pv = np.array([stats.p_value(m, n) for m in matches])
-    u = rng.random(len(matches))
-    randomised = binom.sf(matches, n, 0.5) + u * binom.pmf(matches, n, 0.5)
-    assert kstest(randomised, "uniform").pvalue > 0.01
+    scale = rng.lognormal(sigma=1.0, size=N_BITS)  # fixed per-bit confidence profile
+    pv = np.array([stats.p_value(codec.decode(rng.standard_t(3, size=N_BITS) * scale, KEY,
+                                              chase=0).sync_agreement) for _ in range(2000)])
+    assert kstest(pv, "uniform").pvalue > 0.01
     for t in (0.5, 0.1, 0.01):
         assert (pv <= t).mean() <= t + 3 * np.sqrt(t * (1 - t) / len(pv))
 
 
-def test_threshold_matches_p_value():
-    for n in (32, 45, 64):
-        k = stats.threshold(n, 1e-6)
-        assert stats.p_value(k, n) <= 1e-6 < stats.p_value(k - 1, n)
-    assert stats.p_value(0, 45) == pytest.approx(1.0)
+def test_p_value_is_the_exact_signed_rank_tail():
+    """For n = 10 every one of the 2^10 sign patterns is enumerated: the p-value is the exact
+    share of patterns whose positive-rank sum reaches the observed one."""
+    x = np.array([0.3, -1.2, 2.5, 0.7, -0.1, 1.9, 0.05, -0.6, 3.1, 1.1])
+    ranks = np.argsort(np.argsort(np.abs(x))) + 1
+    observed = ranks[x > 0].sum()
+    signs = (np.arange(2**10)[:, None] >> np.arange(10)) & 1
+    exact = ((signs * ranks).sum(1) >= observed).mean()
+    assert stats.p_value(x) == pytest.approx(exact, rel=1e-12)
+
+
+def test_confident_agreement_counts_more_than_marginal():
+    """Same signs (38 of 45 agree), different confidence: disagreements on the weakest bits give
+    a far smaller p-value than disagreements on the strongest, which a sign count cannot tell."""
+    mags = np.linspace(0.1, 4.5, 45)
+    weak_wrong, strong_wrong = mags.copy(), mags.copy()
+    weak_wrong[:7] *= -1
+    strong_wrong[-7:] *= -1
+    p_weak, p_strong = stats.p_value(weak_wrong), stats.p_value(strong_wrong)
+    assert p_weak < 1e-9 and p_strong > 1e-4
+    assert binom.sf(37, 45, 0.5) > 1e-6  # the binomial test on the same 38 matches: not detected
+
+
+def test_p_value_bad_input():
+    assert stats.p_value(np.zeros(45)) == 1.0  # no signal either way
+    with pytest.raises(ValueError, match="finite"):
+        stats.p_value(np.array([1.0, np.nan, 2.0]))
+    with pytest.raises(ValueError, match="1-D"):
+        stats.p_value(np.ones((3, 3)))
 
 
 # ---- attacks -----------------------------------------------------------------------------------

@@ -27,14 +27,13 @@ class EmbedResult:
 @dataclass(frozen=True)
 class WatermarkResult:
     detected: bool
-    p_value: float  # one-sided binomial test on the keyed sync bits
+    p_value: float  # exact one-sided signed-rank test on the keyed sync bits (`stats`)
     payload: str | None  # hex; only when detected and the BCH decoding succeeded
     ecc_ok: bool
     corrected_bits: int | None  # flips the error correction made (data + parity)
     bit_accuracy: float | None  # carried bits agreeing with the re-encoded payload (if ecc_ok)
-    sync_matches: int
+    sync_matches: int  # sync bits whose sign agrees with the keyed sequence
     sync_bits: int
-    threshold: int  # sync matches needed at the requested fpr
     fpr: float
     frames_used: int
     alignment: dict  # scale, mirrored, shift, score of the template search
@@ -99,7 +98,7 @@ def detect(frames: Frames, *, key: bytes | None = None, fpr: float = 1e-6,
     layout = layout_for(k, p)
     soft, a, used = soft_bits(frames.data, layout, p.extractor, p.reveal)
     dec = codec.decode(soft, k)
-    pv = stats.p_value(dec.sync_matches, dec.sync_total)
+    pv = stats.p_value(dec.sync_agreement)
     detected = pv <= fpr
     ok = dec.ecc_ok and detected
     return WatermarkResult(
@@ -107,7 +106,7 @@ def detect(frames: Frames, *, key: bytes | None = None, fpr: float = 1e-6,
         corrected_bits=dec.corrected if ok else None,
         bit_accuracy=round(dec.bit_matches / len(soft), 4) if ok else None,
         sync_matches=dec.sync_matches, sync_bits=dec.sync_total,
-        threshold=stats.threshold(dec.sync_total, fpr), fpr=fpr, frames_used=used,
+        fpr=fpr, frames_used=used,
         alignment={"scale": a.scale, "mirrored": a.mirrored,
                    "shift": [round(float(s), 2) for s in a.shift], "score": round(a.score, 2)},
         preset=preset)

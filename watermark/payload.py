@@ -90,6 +90,7 @@ class Decoded:
     corrected: int  # bit flips the decoder made in the data+parity part (-1 if it failed)
     sync_matches: int
     sync_total: int
+    sync_agreement: np.ndarray  # soft sync bits signed by the keyed sequence: positive = agrees
     bit_matches: int  # matches over all carried bits against the re-encoded word (if ecc_ok)
 
 
@@ -123,6 +124,7 @@ def decode(soft: np.ndarray, key: bytes, chase: int = 6) -> Decoded:
     rel = np.abs(soft)
     s = sync_slice(n)
     sync_matches = int((hard[s] == 0).sum())
+    agreement = soft[s] * (2.0 * ks[s] - 1.0)
     k = DATA_BITS + parity_bits()
     word, rel_w = hard[:k], rel[:k]
     best, best_cost = None, np.inf
@@ -141,7 +143,7 @@ def decode(soft: np.ndarray, key: bytes, chase: int = 6) -> Decoded:
         if best is not None and r == 0:
             break  # the hard decision decoded: no need to search
     if best is None:
-        return Decoded(None, False, -1, sync_matches, n - k, 0)
+        return Decoded(None, False, -1, sync_matches, n - k, agreement, 0)
     full = np.concatenate([best, np.zeros(n - k, np.uint8)])
     return Decoded(to_hex(best[:DATA_BITS]), True, int((best != word).sum()), sync_matches,
-                   n - k, int((full == hard).sum()))
+                   n - k, agreement, int((full == hard).sum()))
