@@ -3,14 +3,16 @@ read the bits.
 
 1. Every frame is resized to the working resolution and its luma goes through the learned
    `nets.RevealNet`, which estimates the watermark pattern at every pixel (content, codec blocking
-   and ringing suppressed); the maps are averaged over frames (the pattern is the same in every
-   frame, content and codec noise average out).
-2. For each candidate scale (a crop magnifies the pattern once the short side is normalised)
-   and for the frame as is and mirrored, the map is resampled and folded modulo the tile
-   period; the template's cross-correlation (one FFT) gives the best shift and a peak score.
-3. At the best hypothesis the Fourier coefficients are phase-corrected for the shift (sub-pixel)
-   and the soft bits read from the message coefficients.
-The alignment is chosen from the template frequencies only, which carry no message bits, so on
+   and ringing suppressed); one map per group of `temporal_pool` frames.
+2. On the mean map (the pattern is the same in every frame; content and codec noise average out),
+   for each candidate scale (a crop magnifies the pattern once the short side is normalised) and
+   for the frame as is and mirrored, the map is resampled and folded modulo the tile period; the
+   template's cross-correlation (one FFT) gives the best shift and a peak score.
+3. At the best hypothesis each group's Fourier coefficients are phase-corrected for the shift
+   (sub-pixel) and weighted by how strongly the group shows the template there (a matched filter
+   over time: after a codec the I-frame often keeps the pattern while later P-frames lose it),
+   and the soft bits are read from the weighted message coefficients.
+Alignment and weights come from the template frequencies only, which carry no message bits, so on
 unwatermarked content the message coefficients stay unbiased whatever hypothesis wins; the
 network never sees the key, so it cannot bias the keyed readout either.
 """
@@ -45,8 +47,8 @@ class ExtractorConfig:
 
 
 @torch.inference_mode()
-def average_map(data: np.ndarray, cfg: ExtractorConfig, reveal: RevealNet) -> np.ndarray:
-    """uint8 (T, H, W, 3) -> mean revealed pattern (h, w) at the working resolution.
+def group_maps(data: np.ndarray, cfg: ExtractorConfig, reveal: RevealNet) -> np.ndarray:
+    """uint8 (T, H, W, 3) -> revealed patterns (G, h, w) at the working resolution, one per group.
 
     With `temporal_pool` k > 1, each run of k used frames is averaged (in luma) before the
     network: the pattern is the same in every frame, so it keeps its strength while the network
@@ -57,13 +59,12 @@ def average_map(data: np.ndarray, cfg: ExtractorConfig, reveal: RevealNet) -> np
     idx = np.unique(np.linspace(0, len(data) - 1, min(len(data), cfg.max_frames)).round()).astype(int)
     k = max(1, cfg.temporal_pool)
     step = k * frames_per_call(ws)
-    acc, n = torch.zeros(ws), 0
+    maps = []
     for b in range(0, len(idx), step):
         y = work_luma(data[idx[b: b + step]], ws)  # (B, 1, h, w)
         groups = torch.stack([g.mean(0) for g in y.split(k)])  # (ceil(B / k), 1, h, w)
-        acc += reveal(groups)[:, 0].sum(0)
-        n += len(groups)
-    return (acc / n).numpy()
+        maps.append(reveal(groups)[:, 0])
+    return torch.cat(maps).numpy()
 
 
 def whiten_spectrum(spec: np.ndarray, k: int) -> np.ndarray:
@@ -114,6 +115,16 @@ def _subpixel(c: np.ndarray, i: int, j: int) -> tuple[float, float]:
     return i + dy, j + dx
 
 
+def _spectrum(m: np.ndarray, scale: float, mirrored: bool, t: int, cfg: ExtractorConfig) -> np.ndarray:
+    """Map (h, w) -> whitened spectrum (t, t) [v, u] of the map mirrored, shrunk by `scale`
+    and folded modulo the tile period."""
+    h, w = m.shape
+    mm = m[:, ::-1] if mirrored else m
+    size = (max(8, round(w / scale)), max(8, round(h / scale)))
+    r = mm if scale == 1.0 else cv2.resize(mm, size, interpolation=cv2.INTER_LINEAR)
+    return whiten_spectrum(np.fft.fft2(fold(r, t)), cfg.spectral_window)
+
+
 def _search(m: np.ndarray, layout: Layout, cfg: ExtractorConfig, scales, mirrors):
     """Best (Alignment, half-plane coefficients) over the given scales and mirrorings."""
     t = layout.cfg.tile
@@ -121,13 +132,9 @@ def _search(m: np.ndarray, layout: Layout, cfg: ExtractorConfig, scales, mirrors
     tmpl = layout.template_phase[layout.template]
     ut, vt = u[layout.template] % t, v[layout.template] % t
     best, best_coef = None, None
-    h, w = m.shape
     for mirrored in mirrors:
-        mm = m[:, ::-1] if mirrored else m
         for s in scales:
-            size = (max(8, round(w / s)), max(8, round(h / s)))
-            r = mm if s == 1.0 else cv2.resize(mm, size, interpolation=cv2.INTER_LINEAR)
-            spec = whiten_spectrum(np.fft.fft2(fold(r, t)), cfg.spectral_window)  # (t, t) [v, u]
+            spec = _spectrum(m, s, mirrored, t, cfg)
             # correlation of the folded map with the template at every circular shift
             cs = np.zeros((t, t), np.complex128)
             cs[vt, ut] = spec[vt, ut] * np.conj(tmpl)
@@ -147,23 +154,39 @@ def align(m: np.ndarray, layout: Layout, cfg: ExtractorConfig) -> tuple[Alignmen
     apart): the highest pattern frequencies lose coherence across the frame when the scale is
     off by more than ~0.5%.
     """
-    t = layout.cfg.tile
-    u, v = layout.freqs[:, 0], layout.freqs[:, 1]
     best, coef = _search(m, layout, cfg, cfg.scales, (False, True) if cfg.mirror else (False,))
     fine = [best.scale * (1 + cfg.fine_step * k) for k in range(-cfg.fine_steps, cfg.fine_steps + 1)
             if k != 0]
     b2, c2 = _search(m, layout, cfg, fine, (best.mirrored,))
     if b2.score > best.score:
         best, coef = b2, c2
-    # undo the shift: a tile starting at (dy, dx) has coefficients multiplied by e^{-2pi i f.d/t}
-    dy, dx = best.shift
-    phase = np.exp(2j * np.pi * (u * dx + v * dy) / t)
-    return best, coef * phase
+    return best, coef * _unshift(layout, best.shift)
+
+
+def _unshift(layout: Layout, shift: tuple[float, float]) -> np.ndarray:
+    """Phase factors (F,) that undo a tile starting at (dy, dx): its coefficients were multiplied
+    by e^{-2 pi i f.d / t}."""
+    t, (dy, dx) = layout.cfg.tile, shift
+    return np.exp(2j * np.pi * (layout.freqs[:, 0] * dx + layout.freqs[:, 1] * dy) / t)
+
+
+def template_weighted(maps: np.ndarray, layout: Layout, cfg: ExtractorConfig,
+                      a: Alignment) -> np.ndarray:
+    """Group maps (G, h, w) -> half-plane coefficients (F,) at alignment `a`, each group weighted
+    by its agreement with the template there (negative agreement counts zero; the plain sum if
+    no group agrees). Only template frequencies decide the weights."""
+    unshift = _unshift(layout, a.shift)
+    tmpl = layout.template_phase[layout.template]
+    coefs = np.stack([_half(layout, _spectrum(m, a.scale, a.mirrored, layout.cfg.tile, cfg)) * unshift
+                      for m in maps])  # (G, F)
+    w = np.maximum((coefs[:, layout.template] * np.conj(tmpl)).real.sum(1), 0.0)
+    return (w if w.any() else np.ones(len(maps))) @ coefs
 
 
 def soft_bits(data: np.ndarray, layout: Layout, cfg: ExtractorConfig, reveal: RevealNet):
     """uint8 (T, H, W, 3) -> (soft bits (L,), Alignment, frames used)."""
-    m = average_map(data, cfg, reveal)
-    a, coef = align(m, layout, cfg)
-    bits = read_bits(layout, coef)
-    return bits, a, min(len(data), cfg.max_frames)
+    maps = group_maps(data, cfg, reveal)
+    a, coef = align(maps.mean(0), layout, cfg)
+    if len(maps) > 1:
+        coef = template_weighted(maps, layout, cfg, a)
+    return read_bits(layout, coef), a, min(len(data), cfg.max_frames)
