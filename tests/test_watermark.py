@@ -367,3 +367,42 @@ def test_handmade_prefilter_stays_finite_when_the_box_filter_rounds_below_zero(m
     monkeypatch.setattr(cv2, "blur", lambda a, k: np.full_like(a, -1e-6))
     out = train.handmade_prefilter(y)
     assert np.isfinite(out).all()
+
+
+def test_widened_reveal_net_starts_as_the_shipped_one():
+    from trustframe.watermark.nets import widened_reveal
+    from trustframe.watermark.presets import load_preset
+
+    base = load_preset().reveal
+    wide = widened_reveal(base, 24).eval()
+    assert wide.cfg.reveal_channels == 24 and wide.body[0].weight.shape[0] == 24
+    y = torch.rand(2, 1, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(wide(y), base(y), atol=1e-5)
+    with pytest.raises(ValueError, match="narrow"):
+        widened_reveal(base, 8)
+
+
+def test_reveal_only_training_keeps_every_mark_valid(tmp_path):
+    """--reveal-only --reveal-channels: a few real steps move the widened RevealNet and leave MaskNet,
+    hence what the embedder writes, exactly as shipped; bad combinations are refused."""
+    from trustframe.watermark import train
+    from trustframe.weights import load_checkpoint
+
+    args = ["--pool", "8", "--batch", "2", "--patch", "64", "--out-px", "48", "--keys", "2",
+            "--out", str(tmp_path), "--codec-p", "0", "--jpeg-p", "0", "--lr", "1e-2"]
+    train.main([*args, "--init-from", "tfwm-base", "--reveal-only", "--reveal-channels", "20",
+                "--minutes", "0.05"])
+    state = torch.load(tmp_path / "tfwm-base" / "state.pt", weights_only=True)
+    assert int(state["step"]) > 0
+    saved, shipped = state["model"], load_checkpoint("watermark", "tfwm-base").state_dict
+    for k in saved:
+        if k.startswith("mask."):
+            assert torch.equal(saved[k], shipped[k].float())
+    assert saved["reveal.body.0.weight"].shape[0] == 20
+    assert not torch.equal(saved["reveal.body.0.weight"][:16], shipped["reveal.body.0.weight"].float())
+    with pytest.raises(ConfigError, match="--init-from"):
+        train.main([*args, "--reveal-only", "--out", str(tmp_path / "b")])
+    with pytest.raises(ConfigError, match="narrow"):
+        train.main([*args, "--init-from", "tfwm-base", "--reveal-channels", "8",
+                    "--out", str(tmp_path / "c")])

@@ -17,6 +17,9 @@ The log also prints the same correlation for the hand-made prefilter this replac
 batches. Checkpoints every few minutes in runs/<name>/ (resumable); `--export` writes the
 weights (float32) with the model card to watermark/weights/. `--init-from tfwm-base` fine-tunes the
 shipped networks instead of starting from scratch; the card then lists every run behind them.
+`--reveal-only` keeps MaskNet fixed (marks already made stay valid), and `--reveal-channels N`
+widens RevealNet (`nets.widened_reveal`: the new channels start silent, so training starts from
+exactly the shipped extractor).
 """
 
 from __future__ import annotations
@@ -26,17 +29,18 @@ import math
 import os
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from trustframe.errors import ConfigError
 from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
 from trustframe.watermark import attacks, data
 from trustframe.watermark.layout import LayoutConfig, make_layout, spectrum, tile_from_spectrum
-from trustframe.watermark.nets import MaskNet, NetConfig, RevealNet, blur, gaussian_kernel
+from trustframe.watermark.nets import MaskNet, NetConfig, RevealNet, blur, gaussian_kernel, widened_reveal
 
 LUMA = (0.299, 0.587, 0.114)
 
@@ -64,6 +68,9 @@ class TrainConfig:
     out: str = "runs"
     export: bool = False
     init_from: str = ""  # start from this shipped preset's networks (a fine-tune) instead of scratch
+    reveal_channels: int = 0  # RevealNet's width; with --init-from, widens the base's net (0: keep it)
+    reveal_only: bool = False  # train RevealNet alone (needs --init-from): MaskNet, hence every mark
+                               # already made, stays exactly as shipped
 
 
 class Pair(nn.Module):
@@ -142,16 +149,30 @@ def main(argv=None) -> None:
     master = rank == 0
     rng = random.Random(cfg.seed * 1000 + rank)
     run_dir = Path(cfg.out) / cfg.name
+    if cfg.reveal_only and not cfg.init_from:
+        raise ConfigError("--reveal-only trains the extractor of a shipped preset: give --init-from")
     net_cfg = NetConfig()
-    model = Pair(net_cfg)
     base_card: dict = {}
     if cfg.init_from:
         from trustframe.weights import load_checkpoint
 
         base = load_checkpoint("watermark", cfg.init_from)
         base_card = base.card
+        net_cfg = NetConfig(**base_card["config"]["net"])
+        model = Pair(net_cfg)
         model.load_state_dict({k: v.float() for k, v in base.state_dict.items() if k != "ring"})
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+        if cfg.reveal_channels:
+            try:
+                model.reveal = widened_reveal(model.reveal, cfg.reveal_channels)
+            except ValueError as e:
+                raise ConfigError(str(e)) from e
+            net_cfg = model.reveal.cfg
+    else:
+        net_cfg = replace(net_cfg, reveal_channels=cfg.reveal_channels or net_cfg.reveal_channels)
+        model = Pair(net_cfg)
+    model.mask.requires_grad_(not cfg.reveal_only)
+    trained = model.reveal if cfg.reveal_only else model
+    opt = torch.optim.AdamW(trained.parameters(), lr=cfg.lr, weight_decay=1e-4)
     state_path = run_dir / "state.pt"
     step, elapsed0, log = 0, 0.0, []
     if state_path.is_file():
@@ -206,7 +227,7 @@ def main(argv=None) -> None:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if world_size > 1:
-            for p in model.parameters():
+            for p in trained.parameters():
                 if p.grad is not None:
                     torch.distributed.all_reduce(p.grad)
                     p.grad /= world_size
