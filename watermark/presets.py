@@ -93,10 +93,12 @@ def export_preset(name: str, state_dict: dict, net: NetConfig, training: dict,
     if net != p.net:
         raise ConfigError(f"preset {name!r} is registered with {p.net}, trained with {net}")
     tensors = {k: v.detach().float().contiguous() for k, v in state_dict.items()}
+    n_params = sum(v.numel() for v in tensors.values())
     tensors["ring"] = torch.from_numpy(ring(p.layout))
     card = {"name": name, "alg": ALG, "command": training["command"], "config": p.config(),
             "training": training, "data": DATA, "payload": PAYLOAD,
-            "precision": "float32 (6k parameters, 24 KB: fp16 would save nothing worth its rounding)"}
+            "precision": f"float32 ({n_params / 1000:.0f}k parameters, {4 * n_params / 1024:.0f} KB: fp16 "
+                         "would save nothing worth its rounding)"}
     path = (out_dir or weights_dir("watermark")) / name
     save_checkpoint(path, tensors, card)
     return path
