@@ -89,9 +89,12 @@ class Decoded:
     ecc_ok: bool
     corrected: int  # bit flips the decoder made in the data+parity part (-1 if it failed)
     sync_matches: int
-    sync_total: int
     sync_agreement: np.ndarray  # soft sync bits signed by the keyed sequence: positive = agrees
     bit_matches: int  # matches over all carried bits against the re-encoded word (if ecc_ok)
+
+    @property
+    def sync_total(self) -> int:
+        return len(self.sync_agreement)
 
 
 def _bch_decode(bits: np.ndarray) -> np.ndarray | None:
@@ -143,7 +146,7 @@ def decode(soft: np.ndarray, key: bytes, chase: int = 6) -> Decoded:
         if best is not None and r == 0:
             break  # the hard decision decoded: no need to search
     if best is None:
-        return Decoded(None, False, -1, sync_matches, n - k, agreement, 0)
+        return Decoded(None, False, -1, sync_matches, agreement, 0)
     full = np.concatenate([best, np.zeros(n - k, np.uint8)])
     return Decoded(to_hex(best[:DATA_BITS]), True, int((best != word).sum()), sync_matches,
-                   n - k, agreement, int((full == hard).sum()))
+                   agreement, int((full == hard).sum()))
