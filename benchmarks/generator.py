@@ -7,8 +7,8 @@ temporal consistency, Fréchet distance, speed and memory.
 Prompts are captions (`trustframe.generator.captions.caption`) of world specs: "seen" specs come from
 split="train" (every (colour, shape) pair was in training, the clips and wordings are new), "held-out"
 specs from split="heldout" (the first object is a HELD_OUT pair never trained on). Each prompt is
-generated at the spec's size and length with 25 steps and the default guidance (prompts sampled in batches of
-`--batch` through the same text encoder, DiT, Euler sampler and VAE decoder as `Generator.sample`),
+generated at the spec's size and length with 25 steps and the default guidance and shape guidance (prompts
+sampled in batches of `--batch` by `Generator.sample_batch`, which `Generator.sample` runs for one prompt),
 read back by the analytic checker (`trustframe.generator.checker`) and scored with
 `adherence(...)["all"]`: every object's colour, shape, count and direction right in every shot, and
 the cut within +-1 frame. The same specs' ground-truth renders and their VAE reconstructions are
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trustframe.generator.pipeline import DEFAULT_GUIDANCE
+from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,16 +76,10 @@ def temporal_ssim(clip: np.ndarray, cut: int | None) -> float:
 
 
 def generate_batch(g, prompts: list[str], spec, args, shift, seed: int) -> list[np.ndarray]:
-    """Sample several prompts in one batch: what `g.sample` + `g.decode` do, batched for speed."""
-    from trustframe.generator.sampler import euler_sample
-
-    with torch.no_grad():
-        cond, uncond = g.text.encode(prompts), g.text.encode([""] * len(prompts))
-        shape = (len(prompts), *g.latent_shape(spec.frames, spec.height, spec.width)[1:])
-        z = euler_sample(g.dit, shape, cond, uncond, steps=args.steps, guidance=args.guidance, seed=seed,
-                         shift=g.shift if shift is None else shift)
-        x = g.vae.decode(z * g._std + g._mean, spec.frames, spec.height, spec.width)  # (B, 3, T, H, W)
-    return list(to_uint8(x))
+    """Sample several prompts in one batch (`Generator.sample_batch`, what `generate` runs per prompt)."""
+    z = g.sample_batch(prompts, frames=spec.frames, height=spec.height, width=spec.width, steps=args.steps,
+                       guidance=args.guidance, shape_guidance=args.shape_guidance, seed=seed, shift=shift)
+    return list(g.decode_batch(z))
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -179,7 +173,8 @@ def word_sensitivity(g, n: int, seed: int = 55) -> dict:
 NOISE_LEVELS = (0.3, 0.6, 0.8, 0.9, 1.0)
 
 
-def adherence_from_noise(g, n: int, guidance: float, steps: int, seed: int = 66) -> dict:
+def adherence_from_noise(g, n: int, guidance: float, shape_guidance: float, steps: int,
+                         seed: int = 66) -> dict:
     """{t0: mean adherence} when sampling starts from the true latent noised to t0 (module docstring)."""
     from trustframe.generator import captions, checker, world
     from trustframe.generator.sampler import euler_sample
@@ -192,9 +187,12 @@ def adherence_from_noise(g, n: int, guidance: float, steps: int, seed: int = 66)
     with torch.no_grad():
         z0 = clean_latents(g, specs)
         cond, uncond = g.text.encode(prompts), g.text.encode([""] * n)
+        alternatives = [captions.shape_alternatives(p) for p in prompts]
+        contrast = g.text.encode([a[k] for k in range(len(alternatives[0])) for a in alternatives])
         for t0 in NOISE_LEVELS:
             z = euler_sample(g.dit, tuple(z0.shape), cond, uncond, steps=max(2, round(steps * t0)),
-                             guidance=guidance, seed=seed, t_start=t0, start=z0)
+                             guidance=guidance, seed=seed, t_start=t0, start=z0, contrast=contrast,
+                             contrast_weight=shape_guidance)
             clips = to_uint8(g.vae.decode(z * g._std + g._mean, 16, 64, 64))
             rows = [checker.adherence(s, checker.check(c)) for s, c in zip(specs, clips, strict=True)]
             out[str(t0)] = {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]}
@@ -227,6 +225,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--probe-clips", type=int, default=40, help="single-object clips for word sensitivity")
     p.add_argument("--steps", type=int, default=25)
     p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
+    p.add_argument("--shape-guidance", type=float, default=DEFAULT_SHAPE_GUIDANCE,
+                   help="contrastive shape guidance weight (0: off)")
     p.add_argument("--shift", type=float, default=-1.0, help="sampler time shift (-1: the card's)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--batch", type=int, default=12, help="prompts sampled together (same model and sampler)")
@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     shift = None if args.shift < 0 else args.shift
     vae = g.vae
     res: dict = {"command": command, "preset": g.name, "cards": [str(p.name) for p in g.card_paths],
-                 "steps": args.steps, "guidance": args.guidance,
+                 "steps": args.steps, "guidance": args.guidance, "shape_guidance": args.shape_guidance,
                  "shift": shift if shift is not None else g.shift, "torch_threads": torch.get_num_threads(),
                  "machine": platform.processor() or platform.machine(),
                  "parameters": {k: sum(x.numel() for x in m.parameters())
@@ -271,7 +271,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"word sensitivity (loss rise %) {res['word_sensitivity']['loss_rise_pct']}", flush=True)
     res["counterfactual_effect"] = counterfactual_effect(g, args.probe_clips)
     print(f"counterfactual effect predicted {res['counterfactual_effect']['share_predicted']}", flush=True)
-    res["adherence_from_noise"] = adherence_from_noise(g, args.probe_clips, args.guidance, args.steps)
+    res["adherence_from_noise"] = adherence_from_noise(g, args.probe_clips, args.guidance,
+                                                       args.shape_guidance, args.steps)
     print(f"adherence from noise {res['adherence_from_noise']['levels']}", flush=True)
 
     # --- prompts ---
@@ -385,7 +386,8 @@ def markdown(r: dict) -> str:
         "",
         f"Preset `{r['preset']}` (cards: {', '.join(r['cards'])}); parameters: "
         + ", ".join(f"{k} {v / 1e6:.2f}M" for k, v in r["parameters"].items())
-        + f"; {r['steps']} Euler steps, guidance {r['guidance']}, shift {r['shift']}; "
+        + f"; {r['steps']} Euler steps, guidance {r['guidance']}, "
+        f"shape guidance {r.get('shape_guidance', 0)}, shift {r['shift']}; "
         f"torch threads {r['torch_threads']} on a shared 2-core CPU.",
         "",
         "## Prompt adherence",

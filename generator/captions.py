@@ -175,6 +175,33 @@ _BG_KIND_PHRASES = {w: k for k, ws in BACKGROUND_WORDS.items() for w in ws}
 _BG_RE = re.compile(r"\b(" + _alternation(BG_TINTS) + r")\b|\b(" + _alternation(_BG_KIND_PHRASES) + r")\b")
 
 
+def _shape_swap_table(k: int) -> dict[str, str]:
+    """Every shape word -> the word, same synonym slot and number, of the shape k places on."""
+    shapes = list(SHAPE_WORDS)
+    table = {}
+    for i, shape in enumerate(shapes):
+        target = SHAPE_WORDS[shapes[(i + k) % len(shapes)]]
+        for j, pair in enumerate(SHAPE_WORDS[shape]):
+            for number, word in enumerate(pair):
+                table[word] = target[j % len(target)][number]
+    for word, shape in _SHAPE_PHRASES.items():  # parse-only spellings ("ovals")
+        target = SHAPE_WORDS[shapes[(shapes.index(shape) + k) % len(shapes)]]
+        table.setdefault(word, target[0][1 if word.endswith("s") else 0])
+    return table
+
+
+_SHAPE_SWAPS = [_shape_swap_table(k) for k in range(1, len(SHAPE_WORDS))]
+
+
+def shape_alternatives(prompt: str) -> list[str]:
+    """The prompt (lowercased) with every shape word swapped for another shape's, once per other
+    shape: len(SHAPE_WORDS) - 1 prompts, in each of which every shape goes to a different one. A prompt
+    that names no shape comes back unchanged each time. The sampler's contrastive shape guidance
+    pushes away from these."""
+    text = prompt.lower()
+    return [_SHAPE_RE.sub(lambda m, t=table: t[m.group(1)], text) for table in _SHAPE_SWAPS]
+
+
 def _parse_shot(text: str) -> ShotSpec | None:
     camera = None
     m = _CAMERA_RE.search(text)
@@ -261,4 +288,4 @@ def parse(prompt: str, *, frames: int | None = None, height: int = 64, width: in
     return ClipSpec(shots, cut_at, frames, height, width)
 
 
-__all__ = ["caption", "parse"]
+__all__ = ["caption", "parse", "shape_alternatives"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from trustframe.errors import ConfigError
-from trustframe.generator.pipeline import DEFAULT_GUIDANCE
+from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE
 from trustframe.settings import load_settings
 
 
@@ -28,6 +28,8 @@ def generate(
     seed: int = typer.Option(0, help="Random seed: the same seed and prompt give the same clip."),
     steps: int = typer.Option(25, help="Sampling steps (Euler, rectified flow)."),
     guidance: float = typer.Option(DEFAULT_GUIDANCE, help="Classifier-free guidance scale."),
+    shape_guidance: float = typer.Option(DEFAULT_SHAPE_GUIDANCE,
+                                         help="Contrastive guidance away from the other shapes (0: off)."),
     preset: str = typer.Option("tfdit-s", help="Model preset."),
     upscale: int = typer.Option(4, help="Output upsampling (1, 2, 4) before watermarking."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
@@ -45,7 +47,8 @@ def generate(
     with Progress(transient=True, disable=as_json) as bar:
         task = bar.add_task("sampling", total=steps)
         r = run(prompt, output, settings=load_settings(), frames=frames, width=width, height=height,
-                seed=seed, steps=steps, guidance=guidance, preset=preset, upscale=upscale,
+                seed=seed, steps=steps, guidance=guidance,
+                shape_guidance=shape_guidance, preset=preset, upscale=upscale,
                 progress=lambda i, n: bar.update(task, completed=i + 1, total=n))
     info = {"output": str(r.path), "manifest_id": r.manifest_id, "payload": r.payload,
             "prompt_sha256": r.prompt_sha256, "seconds": {k: round(v, 3) for k, v in r.seconds.items()}}

@@ -20,8 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trustframe.generator.captions import shape_alternatives
 from trustframe.generator.dit import DIT_SIZES, DiT, DiTConfig, create_dit
-from trustframe.generator.pipeline import DEFAULT_GUIDANCE
+from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE
 from trustframe.generator.sampler import euler_sample
 from trustframe.generator.text import TEXT_SIZES, TextConfig, TextEncoder, create_text_encoder
 from trustframe.generator.vae import VAE_SIZES, VAEConfig, VideoVAE, create_vae
@@ -74,7 +75,7 @@ def load_dit(name: str) -> tuple[DiT, dict, Path]:
 
 @dataclass
 class Latents:
-    """What `Generator.sample` returns: normalised-away latents (1, C, t, h, w) plus the pixel size
+    """What `Generator.sample` returns: normalised-away latents (N, C, t, h, w) plus the pixel size
     they decode to (the VAE works on 1 + 4k frames and multiples of 8 pixels; decode crops back)."""
 
     z: torch.Tensor
@@ -111,28 +112,55 @@ class Generator:
 
     @torch.no_grad()
     def sample(self, prompt: str, *, frames: int = 16, height: int = 64, width: int = 64, steps: int = 25,
-               guidance: float = DEFAULT_GUIDANCE, seed: int = 0,
-               progress: Callable[[int, int], None] | None = None, shift: float | None = None) -> Latents:
+               guidance: float = DEFAULT_GUIDANCE, shape_guidance: float = DEFAULT_SHAPE_GUIDANCE,
+               seed: int = 0, progress: Callable[[int, int], None] | None = None,
+               shift: float | None = None) -> Latents:
         """Prompt -> latents for a (frames, height, width) clip; deterministic given `seed`."""
+        return self.sample_batch([prompt], frames=frames, height=height, width=width, steps=steps,
+                                 guidance=guidance, shape_guidance=shape_guidance, seed=seed,
+                                 progress=progress, shift=shift)
+
+    @torch.no_grad()
+    def sample_batch(self, prompts: list[str], *, frames: int = 16, height: int = 64, width: int = 64,
+                     steps: int = 25, guidance: float = DEFAULT_GUIDANCE,
+                     shape_guidance: float = DEFAULT_SHAPE_GUIDANCE, seed: int = 0,
+                     progress: Callable[[int, int], None] | None = None,
+                     shift: float | None = None) -> Latents:
+        """Several prompts of one size sampled together (one noise draw from `seed` for the batch):
+        latents with one row per prompt. `sample` is this with one prompt.
+
+        shape_guidance: weight of contrastive shape guidance, a push away from the same prompts with
+        their shape words swapped for the other shapes (`captions.shape_alternatives`); 0 turns it off.
+        """
         if frames < 1 or height < 8 or width < 8 or steps < 1:
             raise ValueError("frames >= 1, height and width >= 8, steps >= 1")
-        cond = self.encode_prompt(prompt)
-        uncond = self.encode_prompt("")
-        z = euler_sample(self.dit, self.latent_shape(frames, height, width), cond, uncond, steps=steps,
-                         guidance=guidance, seed=seed, shift=self.shift if shift is None else shift,
-                         progress=progress)
+        if not prompts:
+            raise ValueError("no prompts to sample")
+        cond = self.text.encode(list(prompts))
+        uncond = self.text.encode([""] * len(prompts))
+        contrast = None
+        if shape_guidance:
+            alternatives = [shape_alternatives(p) for p in prompts]  # per prompt, K alternatives
+            contrast = self.text.encode([alt[k] for k in range(len(alternatives[0])) for alt in alternatives])
+        shape = (len(prompts), *self.latent_shape(frames, height, width)[1:])
+        z = euler_sample(self.dit, shape, cond, uncond, steps=steps, guidance=guidance, seed=seed,
+                         shift=self.shift if shift is None else shift, progress=progress,
+                         contrast=contrast, contrast_weight=shape_guidance)
         return Latents(z * self._std + self._mean, frames, height, width)
 
     @torch.no_grad()
-    def decode(self, latents: Latents | torch.Tensor) -> np.ndarray:
-        """Latents -> uint8 (T, H, W, 3) RGB."""
-        if isinstance(latents, Latents):
-            x = self.vae.decode(latents.z, latents.frames, latents.height, latents.width)
-        else:
-            z = latents if latents.dim() == 5 else latents[None]
-            x = self.vae.decode(z)
-        x = ((x[0].clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (3, T, H, W)
-        return x.permute(1, 2, 3, 0).contiguous().numpy()
+    def decode(self, latents: Latents) -> np.ndarray:
+        """Latents of one clip -> uint8 (T, H, W, 3) RGB."""
+        if latents.z.shape[0] != 1:
+            raise ValueError(f"decode takes one clip's latents, got {latents.z.shape[0]}: use decode_batch")
+        return self.decode_batch(latents)[0]
+
+    @torch.no_grad()
+    def decode_batch(self, latents: Latents) -> np.ndarray:
+        """Latents (N rows) -> uint8 (N, T, H, W, 3) RGB."""
+        x = self.vae.decode(latents.z, latents.frames, latents.height, latents.width)
+        x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (N, 3, T, H, W)
+        return x.permute(0, 2, 3, 4, 1).contiguous().numpy()
 
 
 @lru_cache(maxsize=4)

@@ -77,11 +77,17 @@ def time_grid(steps: int, shift: float = 1.0) -> torch.Tensor:
 def euler_sample(model, shape: tuple[int, ...], cond: tuple, uncond: tuple | None, *, steps: int = 25,
                  guidance: float, seed: int = 0, shift: float = 1.0,
                  progress: Callable[[int, int], None] | None = None, t_start: float = 1.0,
-                 start: torch.Tensor | None = None) -> torch.Tensor:
+                 start: torch.Tensor | None = None, contrast: tuple | None = None,
+                 contrast_weight: float = 0.0) -> torch.Tensor:
     """Integrate the flow from noise (seeded) to a latent of `shape` (N, C, t, h, w).
 
-    cond / uncond: (ctx, ctx_mask, pooled) for the prompt and for the empty prompt; with guidance g the
-    velocity is v_u + g * (v_c - v_u) (one batched forward of both). progress(i, steps) after each step.
+    cond / uncond: (ctx, ctx_mask, pooled) for the prompts and for the empty prompt; with guidance g
+    the velocity is v_u + g * (v_c - v_u).
+    contrast: (ctx, ctx_mask, pooled) of K * N rows, K blocks of N: the prompts with one attribute
+    changed (e.g. every shape word swapped for another shape). With weight w the velocity gains
+    w * (v_c - mean_k v_k): a push along what that attribute changes, away from the alternatives
+    (contrastive guidance, as a negative prompt does). A row equal to its prompt adds nothing.
+    Every branch runs in one batched forward. progress(i, steps) after each step.
     t_start < 1 with `start` (a clean latent of `shape`): begin at x_t = (1 - t) start + t noise and
     integrate t_start -> 0 in `steps` steps (SDEdit; the benchmark's probe of where adherence is lost).
     """
@@ -91,20 +97,33 @@ def euler_sample(model, shape: tuple[int, ...], cond: tuple, uncond: tuple | Non
         if start is None or tuple(start.shape) != tuple(shape):
             raise ValueError("t_start < 1 needs a clean latent `start` of the sampled shape")
         x = (1 - t_start) * start + t_start * x
-    ts = time_grid(steps, shift) * t_start
+    n = shape[0]
+    branches = [cond]
     use_cfg = uncond is not None and guidance != 1.0
     if use_cfg:
-        ctx = _pad_cat(cond[0], uncond[0])
-        mask = _pad_cat(cond[1], uncond[1])
-        pooled = torch.cat([cond[2], uncond[2]])
+        branches.append(uncond)
+    k = 0
+    if contrast is not None and contrast_weight != 0.0:
+        if contrast[0].shape[0] % n:
+            raise ValueError(f"contrast needs K blocks of {n} rows, got {contrast[0].shape[0]}")
+        k = contrast[0].shape[0] // n
+        branches.append(contrast)
+    ctx, mask, pooled = cond
+    m = 1
+    if len(branches) > 1:
+        for b in branches[1:]:
+            ctx, mask = _pad_cat(ctx, b[0]), _pad_cat(mask, b[1])
+        pooled = torch.cat([b[2] for b in branches])
+        m = pooled.shape[0] // n
+    ts = time_grid(steps, shift) * t_start
     for i in range(steps):
         t0, t1 = float(ts[i]), float(ts[i + 1])
-        if use_cfg:
-            tv = torch.full((2 * shape[0],), t0)
-            v_c, v_u = model(torch.cat([x, x]), tv, ctx, mask, pooled).chunk(2)
-            v = v_u + guidance * (v_c - v_u)
-        else:
-            v = model(x, torch.full((shape[0],), t0), *cond)
+        xs = x if m == 1 else x.repeat(m, *([1] * (x.dim() - 1)))
+        vs = model(xs, torch.full((m * n,), t0), ctx, mask, pooled).split(n)
+        v_c = vs[0]
+        v = vs[1] + guidance * (v_c - vs[1]) if use_cfg else v_c
+        if k:
+            v = v + contrast_weight * (v_c - torch.stack(vs[m - k:]).mean(0))
         x = x + (t1 - t0) * v
         if progress is not None:
             progress(i + 1, steps)

@@ -164,6 +164,66 @@ def test_sampling_from_a_noised_latent_starts_at_t_start_and_lands_on_the_data()
         euler_sample(exact, tuple(c.shape), (None, None, None), None, steps=5, guidance=1.0, t_start=0.4)
 
 
+def test_contrastive_guidance_pushes_away_from_the_alternatives_and_nothing_else():
+    """One Euler step from t = 1 to 0 is x - v, with v = v_u + g (v_c - v_u) + w (v_c - mean_k v_k).
+    A model whose velocity is its pooled text vector makes each branch's part visible; alternatives
+    equal to the prompt add nothing, and a contrast that is not K blocks of N rows is refused."""
+    def model(x, t, ctx, mask, pooled):
+        return pooled.view(-1, 1, 1, 1, 1).expand(x.shape[0], *x.shape[1:])
+
+    def cond(*values):
+        n = len(values)
+        return torch.zeros(n, 1, 2), torch.ones(n, 1, dtype=torch.bool), torch.tensor(values)
+
+    shape = (2, 1, 1, 2, 2)
+    x = torch.randn(shape, generator=torch.Generator().manual_seed(5))
+    c, u = cond(1.0, 2.0), cond(0.0, 0.0)
+    plain = euler_sample(model, shape, c, u, steps=1, guidance=3.0, seed=5)
+    assert torch.allclose(plain, x - torch.tensor([3.0, 6.0]).view(2, 1, 1, 1, 1))
+    alt = cond(-1.0, 2.0, 0.0, 2.0)  # K = 2 blocks: prompt 0 has alternatives -1 and 0, prompt 1 only itself
+    pushed = euler_sample(model, shape, c, u, steps=1, guidance=3.0, seed=5, contrast=alt,
+                          contrast_weight=0.5)
+    # prompt 0: 3 + 0.5 * (1 - (-1 + 0) / 2) = 3.75; prompt 1: 6 + 0.5 * (2 - 2) = 6
+    assert torch.allclose(pushed, x - torch.tensor([3.75, 6.0]).view(2, 1, 1, 1, 1))
+    off = euler_sample(model, shape, c, u, steps=1, guidance=3.0, seed=5, contrast=alt, contrast_weight=0.0)
+    assert torch.equal(off, plain)
+    with pytest.raises(ValueError, match="blocks"):
+        euler_sample(model, shape, c, u, steps=1, guidance=3.0, contrast=cond(1.0, 2.0, 3.0),
+                     contrast_weight=1.0)
+
+
+def test_shape_alternatives_send_every_shape_to_each_other_shape_once():
+    import numpy as np
+
+    from trustframe.generator import captions, world
+
+    rng = np.random.default_rng(3)
+    for _ in range(40):
+        spec = world.sample_spec(rng, frames=16, multi_shot_p=0.3)
+        prompt = captions.caption(spec, rng)
+        shapes = [sorted(o.shape for o in s.objects) for s in captions.parse(prompt).shots]
+        alts = captions.shape_alternatives(prompt)
+        assert len(alts) == len(captions.SHAPE_WORDS) - 1
+        seen = set()
+        for alt in alts:
+            spec_alt = captions.parse(alt)
+            # same counts, colours, directions and cut; every shape moved to another one
+            assert [len(s.objects) for s in spec_alt.shots] == [len(s) for s in shapes]
+            assert spec_alt.cut_at == captions.parse(prompt).cut_at
+            for before, after in zip(captions.parse(prompt).shots, spec_alt.shots, strict=True):
+                pairs = {(a.shape, b.shape) for a, b in zip(sorted(before.objects, key=_key),
+                                                            sorted(after.objects, key=_key), strict=True)}
+                assert all(a != b for a, b in pairs)
+                seen |= pairs
+        for a in {x for s in shapes for x in s}:
+            assert {b for x, b in seen if x == a} == set(captions.SHAPE_WORDS) - {a}
+    assert captions.shape_alternatives("A Red Thing moving left") == ["a red thing moving left"] * 3
+
+
+def _key(o):
+    return (o.colour, o.direction, o.speed)
+
+
 def test_logit_normal_t_mean_moves_training_towards_high_noise():
     from trustframe.generator.sampler import logit_normal_t
 
@@ -277,3 +337,12 @@ def test_shipped_preset_round_trips():
     z2 = g.sample("a red ball moving left", frames=5, height=64, width=96, steps=2, seed=0)
     assert torch.equal(z.z, z2.z)
     assert g.decode(g.sample("zebra 🦓", frames=1, steps=1)).shape == (1, 64, 64, 3)
+    # a batch is the same clips as one prompt at a time: the first row shares the seed's noise
+    both = g.sample_batch(["a red ball moving left", "two blue stars drifting up"], frames=5, height=64,
+                          width=96, steps=2, seed=0)
+    assert both.z.shape[0] == 2 and torch.allclose(both.z[:1], z.z, atol=1e-4)
+    assert g.decode_batch(both).shape == (2, 5, 64, 96, 3)
+    with pytest.raises(ValueError, match="decode_batch"):
+        g.decode(both)
+    with pytest.raises(ValueError, match="no prompts"):
+        g.sample_batch([], steps=1)

@@ -16,6 +16,8 @@ def test_request_validation():
         GenerationRequest("a red ball", width=60)
     with pytest.raises(ConfigError, match="frames"):
         GenerationRequest("a red ball", frames=0)
+    with pytest.raises(ConfigError, match="shape_guidance"):
+        GenerationRequest("a red ball", shape_guidance=-1)
     with pytest.raises(TypeError):
         GenerationRequest(None)
     assert len(GenerationRequest("x").prompt_sha256) == 64
@@ -64,6 +66,7 @@ def test_generate_end_to_end_audits_as_ai_generated(home, tmp_path):
     m = store["manifests"][store["active_manifest"]]
     gen = next(a for a in m["assertions"] if a["label"] == pipeline.GENERATION_ASSERTION)["data"]
     assert set(gen["model_card_sha256"]) >= {"tfdit-s"}
+    assert gen["shape_guidance"] == pipeline.DEFAULT_SHAPE_GUIDANCE  # enough to rerun the sampler
 
 
 def test_single_frame_makes_an_image(home, tmp_path):
