@@ -187,8 +187,7 @@ def adherence_from_noise(g, n: int, guidance: float, shape_guidance: float, step
     with torch.no_grad():
         z0 = clean_latents(g, specs)
         cond, uncond = g.text.encode(prompts), g.text.encode([""] * n)
-        alternatives = [captions.shape_alternatives(p) for p in prompts]
-        contrast = g.text.encode([a[k] for k in range(len(alternatives[0])) for a in alternatives])
+        contrast = g.shape_contrast(prompts)
         for t0 in NOISE_LEVELS:
             z = euler_sample(g.dit, tuple(z0.shape), cond, uncond, steps=max(2, round(steps * t0)),
                              guidance=guidance, seed=seed, t_start=t0, start=z0, contrast=contrast,

@@ -107,8 +107,11 @@ class Generator:
         return (1, c, t, -(-height // s), -(-width // s))
 
     @torch.no_grad()
-    def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return self.text.encode([prompt])
+    def shape_contrast(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The sampler's `contrast` for contrastive shape guidance: K blocks of len(prompts) rows, block
+        k holding every prompt's k-th shape alternative (`captions.shape_alternatives`)."""
+        alternatives = [shape_alternatives(p) for p in prompts]
+        return self.text.encode([alt[k] for k in range(len(alternatives[0])) for alt in alternatives])
 
     @torch.no_grad()
     def sample(self, prompt: str, *, frames: int = 16, height: int = 64, width: int = 64, steps: int = 25,
@@ -138,10 +141,7 @@ class Generator:
             raise ValueError("no prompts to sample")
         cond = self.text.encode(list(prompts))
         uncond = self.text.encode([""] * len(prompts))
-        contrast = None
-        if shape_guidance:
-            alternatives = [shape_alternatives(p) for p in prompts]  # per prompt, K alternatives
-            contrast = self.text.encode([alt[k] for k in range(len(alternatives[0])) for alt in alternatives])
+        contrast = self.shape_contrast(prompts) if shape_guidance else None
         shape = (len(prompts), *self.latent_shape(frames, height, width)[1:])
         z = euler_sample(self.dit, shape, cond, uncond, steps=steps, guidance=guidance, seed=seed,
                          shift=self.shift if shift is None else shift, progress=progress,
