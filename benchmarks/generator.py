@@ -454,7 +454,7 @@ def markdown(r: dict) -> str:
         "generated vs real "
         f"(real vs real halves) | {r['frechet_vae_features']['generated_vs_real']:.3f} "
         f"({r['frechet_vae_features']['real_vs_real_halves']:.3f}) | |",
-        "| seconds per 16-frame 64x64 clip (25 steps, CFG, decode) | "
+        "| seconds per 16-frame 64x64 clip (25 steps, CFG + shape guidance, decode) | "
         f"{r['speed']['seconds_per_clip_16x64x64_25_steps']:.2f} s | <= 10 s ({ok[t['clip_le_10s']]}) |",
         f"| frames per second | {r['speed']['frames_per_second']:.1f} | |",
         f"| peak RSS | {r['peak_rss_mb']:.0f} MB | |",

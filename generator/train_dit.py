@@ -35,7 +35,7 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trustframe.generator.pipeline import DEFAULT_GUIDANCE
+from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE, DEFAULT_SHIFT
 from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
 
 # size buckets (frames, height, width) -> share of the training clips / batches
@@ -355,8 +355,9 @@ def main(argv: list[str] | None = None) -> None:
                     "parameters": n_params["dit"], "vae": cfg.vae, "text_encoder": text_name,
                     "vae_card_sha256": vck.card_sha256,
                     "latent_mean": vc["latent_mean"], "latent_std": vc["latent_std"],
-                    "sampler": {"kind": "rectified-flow euler + CFG", "steps": 25,
-                                "guidance": DEFAULT_GUIDANCE, "shift": 1.0},
+                    "sampler": {"kind": "rectified-flow euler + CFG + contrastive shape guidance",
+                                "steps": 25, "guidance": DEFAULT_GUIDANCE,
+                                "shape_guidance": DEFAULT_SHAPE_GUIDANCE, "shift": DEFAULT_SHIFT},
                     "log": log}
         half = {k: v.half() for k, v in ema.state_dict().items()}
         save_checkpoint(dest_dir / text_name, {k[5:]: v for k, v in half.items() if k.startswith("text.")},
