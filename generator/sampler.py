@@ -1,4 +1,4 @@
-"""Rectified flow: the training target and an Euler sampler with classifier-free guidance.
+"""Rectified flow: the training target and an Euler sampler with classifier-free and contrastive guidance.
 
 Convention: x_t = (1 - t) * x_0 + t * noise, t in [0, 1] (t = 1 is pure noise); the network predicts
 the velocity v = noise - x_0; sampling integrates dx/dt = v from t = 1 down to t = 0.
