@@ -42,6 +42,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from trustframe.generator.models import to_uint8
 from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -80,11 +81,6 @@ def generate_batch(g, prompts: list[str], spec, args, shift, seed: int) -> list[
     z = g.sample_batch(prompts, frames=spec.frames, height=spec.height, width=spec.width, steps=args.steps,
                        guidance=args.guidance, shape_guidance=args.shape_guidance, seed=seed, shift=shift)
     return list(g.decode_batch(z))
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """Decoded clips (B, 3, T, H, W) in [-1, 1] -> uint8 (B, T, H, W, 3)."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 4, 1).numpy()
 
 
 def clean_latents(g, specs) -> torch.Tensor:

@@ -29,7 +29,7 @@ from trustframe.generator.vae import VAE_SIZES, VAEConfig, VideoVAE, create_vae
 
 __all__ = ["DIT_SIZES", "TEXT_SIZES", "VAE_SIZES", "Generator", "Latents", "create_dit",
            "create_text_encoder", "create_vae", "load_dit", "load_generator", "load_text_encoder", "load_vae",
-           "presets"]
+           "presets", "to_uint8"]
 
 DEFAULT_PRESET = "tfdit-s"
 
@@ -75,8 +75,9 @@ def load_dit(name: str) -> tuple[DiT, dict, Path]:
 
 @dataclass
 class Latents:
-    """What `Generator.sample` returns: normalised-away latents (N, C, t, h, w) plus the pixel size
-    they decode to (the VAE works on 1 + 4k frames and multiples of 8 pixels; decode crops back)."""
+    """What `Generator.sample` / `sample_batch` return: normalised-away latents (N, C, t, h, w) plus the
+    pixel size they decode to (the VAE works on 1 + 4k frames and multiples of 8 pixels; decode crops
+    back)."""
 
     z: torch.Tensor
     frames: int
@@ -158,9 +159,12 @@ class Generator:
     @torch.no_grad()
     def decode_batch(self, latents: Latents) -> np.ndarray:
         """Latents (N rows) -> uint8 (N, T, H, W, 3) RGB."""
-        x = self.vae.decode(latents.z, latents.frames, latents.height, latents.width)
-        x = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)  # (N, 3, T, H, W)
-        return x.permute(0, 2, 3, 4, 1).contiguous().numpy()
+        return to_uint8(self.vae.decode(latents.z, latents.frames, latents.height, latents.width))
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Decoded clips (N, 3, T, H, W) in [-1, 1] -> uint8 (N, T, H, W, 3) RGB."""
+    return ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 4, 1).contiguous().numpy()
 
 
 @lru_cache(maxsize=4)

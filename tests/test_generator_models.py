@@ -201,7 +201,8 @@ def test_shape_alternatives_send_every_shape_to_each_other_shape_once():
     for _ in range(40):
         spec = world.sample_spec(rng, frames=16, multi_shot_p=0.3)
         prompt = captions.caption(spec, rng)
-        shapes = [sorted(o.shape for o in s.objects) for s in captions.parse(prompt).shots]
+        original = captions.parse(prompt)
+        shapes = [sorted(o.shape for o in s.objects) for s in original.shots]
         alts = captions.shape_alternatives(prompt)
         assert len(alts) == len(captions.SHAPE_WORDS) - 1
         seen = set()
@@ -209,8 +210,8 @@ def test_shape_alternatives_send_every_shape_to_each_other_shape_once():
             spec_alt = captions.parse(alt)
             # same counts, colours, directions and cut; every shape moved to another one
             assert [len(s.objects) for s in spec_alt.shots] == [len(s) for s in shapes]
-            assert spec_alt.cut_at == captions.parse(prompt).cut_at
-            for before, after in zip(captions.parse(prompt).shots, spec_alt.shots, strict=True):
+            assert spec_alt.cut_at == original.cut_at
+            for before, after in zip(original.shots, spec_alt.shots, strict=True):
                 pairs = {(a.shape, b.shape) for a, b in zip(sorted(before.objects, key=_key),
                                                             sorted(after.objects, key=_key), strict=True)}
                 assert all(a != b for a, b in pairs)
