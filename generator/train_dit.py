@@ -54,6 +54,7 @@ class TrainConfig:
     clips: int = 4000
     captions_per_clip: int = 6
     multi_shot_p: float = 0.3
+    objects_p: str = ""  # "p1,p2,p3": share of shots with 1 / 2 / 3 objects ("" = the world's own mix)
     minutes: float = 70.0  # wall-clock budget; the lr schedule follows elapsed time
     batch: int = 24
     lr: float = 5e-4
@@ -156,6 +157,20 @@ def latent_object_mask(x: torch.Tensor, time_factor: int, space_factor: int) -> 
     return F.max_pool3d(fg, (1, 3, 3), stride=1, padding=(0, 1, 1)).to(torch.uint8)
 
 
+def object_shares(text: str) -> tuple[float, float, float] | None:
+    """`--objects-p` "p1,p2,p3" -> shares of shots with 1 / 2 / 3 objects ("" -> None, the world's mix)."""
+    if not text:
+        return None
+    try:
+        shares = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        shares = ()
+    if len(shares) != 3 or min(shares) < 0 or not math.isclose(sum(shares), 1):
+        raise SystemExit(f"--objects-p takes 3 shares of 1 / 2 / 3 objects that sum to 1, e.g. 0.4,0.3,0.3; "
+                         f"got {text!r}")
+    return shares
+
+
 @torch.no_grad()
 def normalised_latents(vae, latent_mean, latent_std, x: torch.Tensor) -> torch.Tensor:
     """Clips (B, 3, T, H, W) in [-1, 1] -> posterior-mean latents (B, C, t, h, w), normalised per
@@ -175,6 +190,7 @@ def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -
     from trustframe.generator.train_vae import to_tensor
 
     rng = np.random.default_rng(cfg.seed + 777)
+    objects_p = object_shares(cfg.objects_p)
     tensors, caps = {}, {}
     t0 = time.time()
     for (f, h, w), share in BUCKETS.items():
@@ -182,7 +198,8 @@ def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -
         zs, fgs, cs = [], [], []
         for i in range(0, n, 8):
             specs = [world.sample_spec(rng, frames=f, height=h, width=w, split="train",
-                                       multi_shot_p=cfg.multi_shot_p) for _ in range(min(8, n - i))]
+                                       multi_shot_p=cfg.multi_shot_p, objects_p=objects_p)
+                     for _ in range(min(8, n - i))]
             x = torch.stack([to_tensor(world.render(s)) for s in specs])  # (B, 3, T, H, W)
             zs.append(normalised_latents(vae, latent_mean, latent_std, x))
             fgs.append(latent_object_mask(x, vae.cfg.time_factor, vae.cfg.space_factor))
@@ -241,6 +258,7 @@ def encode_pairs(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> 
 
 def main(argv: list[str] | None = None) -> None:
     cfg, command = parse_config(TrainConfig, argv, "trustframe.generator.train_dit", __doc__.splitlines()[0])
+    object_shares(cfg.objects_p)  # a bad value stops here, before any work
     rank, world_size, rng = init_process(cfg.seed, cfg.threads)
     master = rank == 0
 
@@ -342,7 +360,8 @@ def main(argv: list[str] | None = None) -> None:
         common = {"version": "0.1.0", "command": command, "commands": commands, "train_config": asdict(cfg),
                   "commit": git_commit(),
                   "data": f"{sum(len(latents[k]) for k in keys)} world clips (split='train', HELD_OUT pairs "
-                          f"excluded) x {cfg.captions_per_clip} captions, buckets {list(BUCKETS)}"
+                          f"excluded) x {cfg.captions_per_clip} captions, buckets {list(BUCKETS)}, "
+                          f"shots with 1 / 2 / 3 objects {cfg.objects_p or 'in the world mix'}"
                           + (f"; {len(pair_latents['a'])} counterfactual pairs (16x64x64: a shape swapped or "
                              f"an object removed)" if cfg.pair_weight > 0 else ""),
                   "steps": prior["steps"] + step, "train_minutes": round(prior["minutes"] + train_minutes, 1),

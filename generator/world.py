@@ -290,10 +290,11 @@ def counterfactual(spec: ClipSpec, rng: np.random.Generator, kind: str) -> ClipS
 
 
 def _sample_shot(sm: _Sampler, n: int, force_held_out: bool, tint_not: str | None,
-                 bg_not: str | None) -> ShotSpec:
+                 bg_not: str | None, objects_p: tuple[float, float, float] | None = None) -> ShotSpec:
     rng = sm.rng
+    fixed_k = None if objects_p is None else int(rng.choice([1, 2, 3], p=objects_p))
     for _ in range(200):
-        k = int(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2]))
+        k = fixed_k or int(rng.choice([1, 2, 3], p=[0.5, 0.3, 0.2]))
         objs: list[ObjectSpec] = []
         pairs_used: set[tuple[str, str]] = set()
         ok = True
@@ -345,7 +346,8 @@ def _tint_dist(a: str, b: str) -> float:
 
 def sample_spec(rng: np.random.Generator, *, frames: int | None = 16, height: int | None = 64,
                 width: int | None = 64, split: str = "train", multi_shot_p: float = 0.2,
-                camera_p: float = 0.2, cut_align: int | None = None) -> ClipSpec:
+                camera_p: float = 0.2, cut_align: int | None = None,
+                objects_p: tuple[float, float, float] | None = None) -> ClipSpec:
     """Draw a random clip spec.
 
     `frames`, `height`, `width`: fixed values, or None to draw from `DURATIONS` / `RESOLUTIONS`.
@@ -355,7 +357,14 @@ def sample_spec(rng: np.random.Generator, *, frames: int | None = 16, height: in
     `cut_align=k` puts cuts only at frames 1 + j*k (when one fits): for a causal video VAE with
     k-fold temporal compression (frame 0 alone, then groups of k) those are the latent-step
     boundaries, the only places a cut can stay sharp.
+    `objects_p`: the share of shots with 1 / 2 / 3 objects. None keeps the world's own mix, which
+    draws 0.5 / 0.3 / 0.2 but redraws the count when a crowded shot cannot be placed, so that about
+    0.67 / 0.26 / 0.07 of shots come out so; with `objects_p` the count is drawn once per shot and kept.
     """
+    if objects_p is not None and (len(objects_p) != 3 or min(objects_p) < 0
+                                  or not math.isclose(sum(objects_p), 1)):
+        raise ValueError(f"objects_p must be 3 non-negative shares of 1 / 2 / 3 objects summing to 1, "
+                         f"not {objects_p}")
     if split not in ("train", "heldout", "any"):
         raise ValueError(f"split must be train, heldout or any, not {split!r}")
     if frames is None:
@@ -374,7 +383,7 @@ def sample_spec(rng: np.random.Generator, *, frames: int | None = 16, height: in
     for i, (a, b) in enumerate(ranges):
         prev = shots[-1] if shots else None
         shot = _sample_shot(sm, b - a, split == "heldout" and i == 0,
-                            prev.bg_tint if prev else None, prev.background if prev else None)
+                            prev.bg_tint if prev else None, prev.background if prev else None, objects_p)
         if rng.random() < camera_p:
             shot.camera = str(rng.choice(CAMERAS))
             if shot.background not in CAMERA_BACKGROUNDS[shot.camera]:

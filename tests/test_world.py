@@ -151,6 +151,35 @@ def test_cut_align_puts_cuts_on_latent_step_boundaries():
         assert (s.cut_at - 1) % 4 == 0 and world.MIN_SHOT <= s.cut_at <= frames - world.MIN_SHOT
 
 
+def test_objects_p_sets_the_share_of_crowded_shots():
+    """The world's own mix yields few 3-object shots (crowded draws fail placement and are redrawn);
+    `objects_p` fixes the count per shot, so the asked shares come out (what balanced DiT data uses)."""
+    def shares(**kw):
+        counts = np.zeros(3)
+        for s in _specs(600, seed=5, frames=16, height=64, width=64, **kw):
+            for shot in s.shots:
+                counts[len(shot.objects) - 1] += 1
+        return counts / counts.sum()
+
+    natural, balanced = shares(), shares(objects_p=(0.4, 0.3, 0.3))
+    assert natural[2] < 0.12
+    assert np.abs(balanced - [0.4, 0.3, 0.3]).max() < 0.05
+    with pytest.raises(ValueError, match="objects_p"):
+        world.sample_spec(np.random.default_rng(0), objects_p=(0.5, 0.5))
+    with pytest.raises(ValueError, match="objects_p"):
+        world.sample_spec(np.random.default_rng(0), objects_p=(0.6, 0.6, -0.2))
+
+
+def test_dit_objects_p_flag_is_checked_before_any_work():
+    from trustframe.generator.train_dit import main, object_shares
+
+    assert object_shares("") is None
+    assert object_shares("0.4,0.3,0.3") == (0.4, 0.3, 0.3)
+    for bad in ("0.5,0.5", "a,b,c", "0.5,0.6,-0.1"):
+        with pytest.raises(SystemExit, match="--objects-p"):
+            main(["--objects-p", bad, "--out", "/nonexistent/never-written"])
+
+
 def test_latent_object_mask_covers_the_objects_on_the_latent_grid():
     """The DiT's object weighting: cells over object pixels are 1, the first latent frame is frame 0
     alone (causal VAE), and the mask lies on the latent grid of a 4x-time, 4x-space VAE."""
