@@ -89,7 +89,7 @@ def clean_latents(g, specs) -> torch.Tensor:
     from trustframe.generator.train_vae import to_tensor
 
     x = torch.stack([to_tensor(world.render(s)) for s in specs])  # (B, 3, T, H, W)
-    return (g.vae.encode(x) - g._mean) / g._std
+    return g.normalise(g.vae.encode(x))
 
 
 def counterfactual_effect(g, n: int, seed: int = 77) -> dict:
@@ -188,7 +188,7 @@ def adherence_from_noise(g, n: int, guidance: float, shape_guidance: float, step
             z = euler_sample(g.dit, tuple(z0.shape), cond, uncond, steps=max(2, round(steps * t0)),
                              guidance=guidance, seed=seed, t_start=t0, start=z0, contrast=contrast,
                              contrast_weight=shape_guidance)
-            clips = to_uint8(g.vae.decode(z * g._std + g._mean, 16, 64, 64))
+            clips = to_uint8(g.vae.decode(g.denormalise(z), 16, 64, 64))
             rows = [checker.adherence(s, checker.check(c)) for s, c in zip(specs, clips, strict=True)]
             out[str(t0)] = {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]}
     return {"n": n, "levels": out}

@@ -102,6 +102,14 @@ class Generator:
         self._std = torch.tensor(card["dit"].get("latent_std", [1.0] * c)).view(1, c, 1, 1, 1)
         self.shift = float(card["dit"].get("sampler", {}).get("shift", 1.0))
 
+    def normalise(self, z: torch.Tensor) -> torch.Tensor:
+        """VAE latents -> the normalised latents the DiT samples (per channel, by the card's mean / std)."""
+        return (z - self._mean) / self._std
+
+    def denormalise(self, z: torch.Tensor) -> torch.Tensor:
+        """The DiT's normalised latents -> VAE latents (inverse of `normalise`)."""
+        return z * self._std + self._mean
+
     def latent_shape(self, frames: int, height: int, width: int) -> tuple[int, int, int, int, int]:
         s = self.vae.cfg.space_factor
         c, t = self.vae.cfg.latent_channels, self.vae.latent_frames(frames)
@@ -147,7 +155,7 @@ class Generator:
         z = euler_sample(self.dit, shape, cond, uncond, steps=steps, guidance=guidance, seed=seed,
                          shift=self.shift if shift is None else shift, progress=progress,
                          contrast=contrast, contrast_weight=shape_guidance)
-        return Latents(z * self._std + self._mean, frames, height, width)
+        return Latents(self.denormalise(z), frames, height, width)
 
     @torch.no_grad()
     def decode(self, latents: Latents) -> np.ndarray:

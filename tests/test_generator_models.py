@@ -347,3 +347,8 @@ def test_shipped_preset_round_trips():
         g.decode(both)
     with pytest.raises(ValueError, match="no prompts"):
         g.sample_batch([], steps=1)
+    # the DiT's latent space is the VAE's normalised per channel by the card's statistics
+    n = g.normalise(z.z)
+    assert torch.allclose(g.denormalise(n), z.z, atol=1e-5)
+    mean, std = (torch.tensor(g.card["dit"][k]) for k in ("latent_mean", "latent_std"))
+    assert torch.allclose(n[0, :, 0, 0, 0] * std + mean, z.z[0, :, 0, 0, 0], atol=1e-5)
