@@ -125,13 +125,15 @@ class Ours:
         tile = tile_from_spectrum(self.layout, spectrum(self.layout, bits))
         return embed_frames(frames, tile, self.preset.embedder, self.preset.mask), (payload, bits)
 
-    def check(self, frames: np.ndarray, truth) -> tuple[float, bool, bool]:
+    def check(self, frames: np.ndarray, truth) -> dict:
         payload, bits = truth
         soft, _, _ = soft_bits(frames, self.layout, self.preset.extractor, self.preset.reveal)
         dec = codec.decode(soft, KEY)
         detected = stats.p_value(dec.sync_agreement) <= FPR
-        acc = float(((soft > 0) == bits.astype(bool)).mean())
-        return acc, detected, bool(detected and dec.payload == payload)
+        reported = detected and dec.payload is not None  # what `detect` would hand back
+        return {"bit_acc": float(((soft > 0) == bits.astype(bool)).mean()), "tpr": detected,
+                "exact": bool(reported and dec.payload == payload),
+                "wrong": bool(reported and dec.payload != payload)}
 
     def clean_p_value(self, frames: np.ndarray) -> float:
         """The detector's p-value on (presumably) unwatermarked frames."""
@@ -158,7 +160,7 @@ class Baseline:
         out = np.stack([enc.encode(f[..., ::-1].copy(), self.name)[..., ::-1] for f in frames])
         return np.ascontiguousarray(out), np.array(bits)
 
-    def check(self, frames: np.ndarray, bits) -> tuple[float, bool, bool]:
+    def check(self, frames: np.ndarray, bits) -> dict:
         from imwatermark import WatermarkDecoder
 
         dec = WatermarkDecoder("bits", 32)
@@ -172,7 +174,7 @@ class Baseline:
         hard = np.mean(got, axis=0) > 0.5
         matches = int((hard == bits.astype(bool)).sum())
         detected = binom.sf(matches - 1, 32, 0.5) <= FPR  # P(X >= matches)
-        return matches / 32, detected, bool(matches == 32)
+        return {"bit_acc": matches / 32, "tpr": detected, "exact": bool(matches == 32)}
 
 
 # ---- runs --------------------------------------------------------------------------------------
@@ -184,17 +186,15 @@ def attack(frames: np.ndarray, name: str) -> np.ndarray:
 
 def evaluate(method, units: list[np.ndarray], attack_names, seed: int) -> dict:
     rng = random.Random(seed)
-    res = {a: {"bit_acc": [], "tpr": [], "exact": []} for a in attack_names}
+    res: dict = {a: {} for a in attack_names}
     q = {"psnr": [], "ssim": []}
     for u in units:
         wm, truth = method.embed(u, rng)
         q["psnr"].append(psnr(wm, u))
         q["ssim"].append(ssim(wm, u))
         for a in attack_names:
-            acc, det, exact = method.check(attack(wm, a), truth)
-            res[a]["bit_acc"].append(acc)
-            res[a]["tpr"].append(det)
-            res[a]["exact"].append(exact)
+            for k, v in method.check(attack(wm, a), truth).items():
+                res[a].setdefault(k, []).append(v)
     summary = {a: {k: float(np.mean(v)) for k, v in r.items()} | {"n": len(units)}
                for a, r in res.items()}
     return {"attacks": summary, "psnr": float(np.mean(q["psnr"])),
@@ -285,6 +285,16 @@ def markdown(res: dict, cmd: str) -> str:
                 row.append(fmt_cell(att, m == "tfwm-base") if att else "-")
             L.append(f"| {a} | " + " | ".join(row) + " |")
         L.append("")
+    ours = res["methods"]["tfwm-base"]
+    cols = [(r, u) for r in ours for u in ("clips", "frames")]
+    L.append("## tfwm-base: wrong payloads (detected, error correction succeeded, yet not the embedded "
+             "payload)\n")
+    L.append("| attack | " + " | ".join(f"{r} {u}" for r, u in cols) + " |")
+    L.append("|---|" + "---|" * len(cols))
+    for a in names:
+        cells = [ours[r][u]["attacks"][a] for r, u in cols]
+        L.append(f"| {a} | " + " | ".join(f"{round(c['wrong'] * c['n'])} / {c['n']}" for c in cells) + " |")
+    L.append("")
     L.append("## Quality (PSNR dB / SSIM, mean over items)\n")
     L.append("| method | resolution | clips | frames |\n|---|---|---|---|")
     for m, by_res in res["methods"].items():
