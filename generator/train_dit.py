@@ -159,15 +159,16 @@ def latent_object_mask(x: torch.Tensor, time_factor: int, space_factor: int) -> 
 
 def object_shares(text: str) -> tuple[float, float, float] | None:
     """`--objects-p` "p1,p2,p3" -> shares of shots with 1 / 2 / 3 objects ("" -> None, the world's mix)."""
+    from trustframe.generator.world import check_objects_p
+
     if not text:
         return None
     try:
         shares = tuple(float(v) for v in text.split(","))
-    except ValueError:
-        shares = ()
-    if len(shares) != 3 or min(shares) < 0 or not math.isclose(sum(shares), 1):
+        check_objects_p(shares)
+    except ValueError as e:
         raise SystemExit(f"--objects-p takes 3 shares of 1 / 2 / 3 objects that sum to 1, e.g. 0.4,0.3,0.3; "
-                         f"got {text!r}")
+                         f"got {text!r}") from e
     return shares
 
 

@@ -344,6 +344,14 @@ def _tint_dist(a: str, b: str) -> float:
     return float(np.linalg.norm(np.subtract(BG_TINTS[a], BG_TINTS[b])))
 
 
+def check_objects_p(objects_p: tuple[float, ...] | None) -> None:
+    """ValueError unless `objects_p` is None or 3 non-negative shares (1 / 2 / 3 objects) summing to 1."""
+    if objects_p is not None and (len(objects_p) != 3 or min(objects_p) < 0
+                                  or not math.isclose(sum(objects_p), 1)):
+        raise ValueError(f"objects_p must be 3 non-negative shares of 1 / 2 / 3 objects summing to 1, "
+                         f"not {objects_p}")
+
+
 def sample_spec(rng: np.random.Generator, *, frames: int | None = 16, height: int | None = 64,
                 width: int | None = 64, split: str = "train", multi_shot_p: float = 0.2,
                 camera_p: float = 0.2, cut_align: int | None = None,
@@ -361,10 +369,7 @@ def sample_spec(rng: np.random.Generator, *, frames: int | None = 16, height: in
     draws 0.5 / 0.3 / 0.2 but redraws the count when a crowded shot cannot be placed, so that about
     0.67 / 0.26 / 0.07 of shots come out so; with `objects_p` the count is drawn once per shot and kept.
     """
-    if objects_p is not None and (len(objects_p) != 3 or min(objects_p) < 0
-                                  or not math.isclose(sum(objects_p), 1)):
-        raise ValueError(f"objects_p must be 3 non-negative shares of 1 / 2 / 3 objects summing to 1, "
-                         f"not {objects_p}")
+    check_objects_p(objects_p)
     if split not in ("train", "heldout", "any"):
         raise ValueError(f"split must be train, heldout or any, not {split!r}")
     if frames is None:
