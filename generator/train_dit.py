@@ -36,7 +36,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE, DEFAULT_SHIFT
-from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
+from trustframe.training import check_in_sync, finish_process, init_process, parse_config, shared_elapsed
 
 # size buckets (frames, height, width) -> share of the training clips / batches
 BUCKETS: dict[tuple[int, int, int], float] = {
@@ -470,8 +470,7 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.export:
             export(Path(__file__).parent / "weights", train_minutes, final=True)
             print(f"exported {cfg.name} (+ {cfg.name}-text) to generator/weights", flush=True)
-    if world_size > 1:
-        dist.destroy_process_group()
+    finish_process(world_size)
 
 
 if __name__ == "__main__":

@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
 from trustframe.generator.vae import VAEConfig, VideoVAE, create_vae
-from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
+from trustframe.training import check_in_sync, finish_process, init_process, parse_config, shared_elapsed
 
 
 @dataclass
@@ -290,8 +289,7 @@ def main(argv: list[str] | None = None) -> None:
             save_checkpoint(dest, sd, card)
             print(f"exported {dest}.safetensors (fp16 PSNR {card['metrics']['heldout_psnr_db_fp16']} dB)",
                   flush=True)
-    if world_size > 1:
-        dist.destroy_process_group()
+    finish_process(world_size)
 
 
 if __name__ == "__main__":

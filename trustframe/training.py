@@ -61,3 +61,14 @@ def check_in_sync(model: torch.nn.Module, rank: int, world_size: int) -> None:
     if not torch.allclose(flat, ref):
         gap = float((flat - ref).abs().max())
         raise RuntimeError(f"rank {rank}: weights differ from rank 0's by up to {gap:.3g}")
+
+
+def finish_process(world_size: int) -> None:
+    """Leave torchrun together: wait for rank 0's final work (saving, scoring, export), then tear down.
+
+    A rank that tore its process group down while rank 0 was still busy aborted once in CI ("terminate
+    called without an active exception", SIGABRT from gloo); with the barrier no rank tears down early.
+    """
+    if world_size > 1:
+        dist.barrier()
+        dist.destroy_process_group()

@@ -37,7 +37,7 @@ import torch
 import torch.nn as nn
 
 from trustframe.errors import ConfigError
-from trustframe.training import check_in_sync, init_process, parse_config, shared_elapsed
+from trustframe.training import check_in_sync, finish_process, init_process, parse_config, shared_elapsed
 from trustframe.watermark import attacks, data
 from trustframe.watermark.layout import LayoutConfig, make_layout, spectrum, tile_from_spectrum
 from trustframe.watermark.nets import MaskNet, NetConfig, RevealNet, blur, gaussian_kernel, widened_reveal
@@ -262,8 +262,7 @@ def main(argv=None) -> None:
                     "stages": stages_behind(base_card, {"command": command, "steps": step,
                                                         "train_minutes": minutes, "processes": world_size})}
             print(export_preset(cfg.name, model.state_dict(), net_cfg, card))
-    if world_size > 1:
-        torch.distributed.destroy_process_group()
+    finish_process(world_size)
 
 
 if __name__ == "__main__":
