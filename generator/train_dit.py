@@ -11,11 +11,11 @@ where layout and motion are decided), 10% of captions dropped to the empty promp
 guidance), AdamW, EMA of the weights; optional extra loss weight on latent cells that hold objects
 (`--fg-weight`), a training-only head that makes the text encoder name every attribute of the
 caption (`--attr-weight`, `CaptionAttributes`), and counterfactual pairs (`--pair-weight`): clips
-rendered twice, the second time with one shape swapped or one object removed (`world.counterfactual`),
-whose velocity difference the denoiser must predict (`sampler.paired_flow_loss`); checkpoints every
-few minutes in runs/<name>/ (resumable: rerunning a command continues its run); `--export` writes
-the EMA weights (fp16) to generator/weights/. `--init-from PRESET` fine-tunes a shipped preset
-instead of starting from scratch.
+rendered twice, the second time with one shape swapped, one object removed, or one attribute exchanged
+between two objects (`world.counterfactual`), whose velocity difference the denoiser must predict
+(`sampler.paired_flow_loss`); checkpoints every few minutes in runs/<name>/ (resumable: rerunning
+a command continues its run); `--export` writes the EMA weights (fp16) to generator/weights/.
+`--init-from PRESET` fine-tunes a shipped preset instead of starting from scratch.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import json
 import math
 import os
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -219,8 +220,9 @@ def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -
 
 def encode_pairs(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> None:
     """Render + encode `cfg.pairs` counterfactual pairs (16 x 64 x 64) into `path`.{safetensors,json}:
-    latents "a" (the drawn clip) and "b" (`world.counterfactual` of it, "shape" or "count" in turn
-    when possible), and per pair `captions_per_clip` caption pairs worded alike (same rng seed)."""
+    latents "a" (the drawn clip, with `--objects-p`'s object counts) and "b" (`world.counterfactual`
+    of it, its kinds in turn, the next one when one is not possible), and per pair `captions_per_clip`
+    caption pairs worded alike (same rng seed)."""
     from safetensors.torch import save_file
 
     from trustframe.generator import world
@@ -228,10 +230,11 @@ def encode_pairs(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> 
     from trustframe.generator.train_vae import to_tensor
 
     rng = np.random.default_rng(cfg.seed + 999)
+    objects_p = object_shares(cfg.objects_p)
     specs: list[tuple] = []
     while len(specs) < cfg.pairs:
         spec = world.sample_spec(rng, frames=16, height=64, width=64, split="train",
-                                 multi_shot_p=cfg.multi_shot_p)
+                                 multi_shot_p=cfg.multi_shot_p, objects_p=objects_p)
         first = len(specs) % len(world.COUNTERFACTUAL_KINDS)  # kinds in turn, the next one when one can't
         kinds = world.COUNTERFACTUAL_KINDS[first:] + world.COUNTERFACTUAL_KINDS[:first]
         for kind in kinds:
@@ -363,8 +366,11 @@ def main(argv: list[str] | None = None) -> None:
                   "data": f"{sum(len(latents[k]) for k in keys)} world clips (split='train', HELD_OUT pairs "
                           f"excluded) x {cfg.captions_per_clip} captions, buckets {list(BUCKETS)}, "
                           f"shots with 1 / 2 / 3 objects {cfg.objects_p or 'in the world mix'}"
-                          + (f"; {len(pair_latents['a'])} counterfactual pairs (16x64x64: a shape swapped or "
-                             f"an object removed)" if cfg.pair_weight > 0 else ""),
+                          + (f"; {len(pair_latents['a'])} counterfactual pairs (16x64x64, kinds "
+                             f"{dict(Counter(pair_caps['kind']))}: shape = one group's shape changed, "
+                             f"count = an object removed, bind = two groups' colour, shape or direction "
+                             f"exchanged)"
+                             if cfg.pair_weight > 0 else ""),
                   "steps": prior["steps"] + step, "train_minutes": round(prior["minutes"] + train_minutes, 1),
                   "init_from": {"preset": cfg.init_from, **prior} if cfg.init_from else None,
                   "processes": world_size,

@@ -247,7 +247,8 @@ def _fits(obj: ObjectSpec, n: int, height: int, width: int) -> bool:
     return bool(min(xs) >= e and max(xs) <= width - e and min(ys) >= e and max(ys) <= height - e)
 
 
-COUNTERFACTUAL_KINDS = ("shape", "count")
+COUNTERFACTUAL_KINDS = ("shape", "count", "bind")
+BOUND_ATTRIBUTES = ("colour", "shape", "direction")  # what a "bind" counterfactual may swap
 
 
 def counterfactual(spec: ClipSpec, rng: np.random.Generator, kind: str) -> ClipSpec | None:
@@ -256,14 +257,19 @@ def counterfactual(spec: ClipSpec, rng: np.random.Generator, kind: str) -> ClipS
 
     kind "shape": every object of one (colour, shape) group of one shot takes another shape (one
     whose pair is allowed in training, not already in the shot, and that stays in frame and apart);
-    kind "count": one object leaves a shot that has two or more.
+    kind "count": one object leaves a shot that has two or more;
+    kind "bind": two groups of one shot exchange their colour, shape or direction (the caption names
+    the same words, bound to the other objects: "a red circle and a blue square" becomes "a blue
+    circle and a red square"), which is where the generator fails most with two or more objects.
     The pair (spec, counterfactual) isolates what one word does to the pixels: the DiT trainer's
     paired loss asks the denoiser for exactly that difference (train_dit.py, `--pair-weight`).
     """
     if kind not in COUNTERFACTUAL_KINDS:
         raise ValueError(f"kind must be one of {COUNTERFACTUAL_KINDS}, not {kind!r}")
     out = ClipSpec.from_dict(spec.to_dict())
-    shots = [i for i, s in enumerate(out.shots) if kind == "shape" or len(s.objects) >= 2]
+    need = {"shape": 1, "count": 2, "bind": 2}[kind]
+    shots = [i for i, s in enumerate(out.shots)
+             if (len(groups(s)) if kind == "bind" else len(s.objects)) >= need]
     if not shots:
         return None
     i = shots[int(rng.integers(len(shots)))]
@@ -271,6 +277,8 @@ def counterfactual(spec: ClipSpec, rng: np.random.Generator, kind: str) -> ClipS
     if kind == "count":
         del shot.objects[int(rng.integers(len(shot.objects)))]
         return out
+    if kind == "bind":
+        return out if _swap_between_groups(shot, b - a, out.height, out.width, rng) else None
     keys = list(groups(shot))
     key = keys[int(rng.integers(len(keys)))]
     members = [j for j, o in enumerate(shot.objects) if (o.colour, o.shape) == key]
@@ -287,6 +295,31 @@ def counterfactual(spec: ClipSpec, rng: np.random.Generator, kind: str) -> ClipS
             shot.objects[j] = o
         return out
     return None
+
+
+def _swap_between_groups(shot: ShotSpec, n: int, height: int, width: int, rng: np.random.Generator) -> bool:
+    """Swap one attribute (colour, shape or direction, tried in random order) between two (colour,
+    shape) groups of `shot` in place; False (shot untouched) when no swap keeps the clip valid: the
+    two groups must differ in it, no held-out or repeated (colour, shape) may result, and every object
+    must stay in frame and apart from the others."""
+    keys = list(groups(shot))
+    for g1, g2 in (tuple(keys[int(k)] for k in pair) for pair in rng.permutation(
+            [(x, y) for x in range(len(keys)) for y in range(x + 1, len(keys))])):
+        for attr in rng.permutation(BOUND_ATTRIBUTES):
+            v1 = getattr(next(o for o in shot.objects if (o.colour, o.shape) == g1), attr)
+            v2 = getattr(next(o for o in shot.objects if (o.colour, o.shape) == g2), attr)
+            if v1 == v2:
+                continue
+            new = [dataclasses.replace(o, **{attr: v2 if (o.colour, o.shape) == g1 else v1})
+                   if (o.colour, o.shape) in (g1, g2) else o for o in shot.objects]
+            keys_after = {(o.colour, o.shape) for o in new}
+            if (len(keys_after) < len(keys) or keys_after & HELD_OUT
+                    or not all(_fits(o, n, height, width) for o in new)
+                    or not all(_apart(o, p, n) for k, o in enumerate(new) for p in new[k + 1:])):
+                continue
+            shot.objects[:] = new
+            return True
+    return False
 
 
 def _sample_shot(sm: _Sampler, n: int, force_held_out: bool, tint_not: str | None,

@@ -241,12 +241,12 @@ def _objects(spec: ClipSpec) -> list[tuple]:
 
 def test_counterfactual_changes_one_named_thing_and_keeps_the_rest():
     rng = np.random.default_rng(3)
-    made = {"shape": 0, "count": 0}
+    made = dict.fromkeys(world.COUNTERFACTUAL_KINDS, 0)
     for spec in _specs(120, seed=7, frames=16, height=64, width=64, split="train"):
         for kind in world.COUNTERFACTUAL_KINDS:
             other = world.counterfactual(spec, rng, kind)
             if other is None:  # no object to remove, or no other shape that fits where the group moves
-                assert kind == "shape" or all(len(s.objects) == 1 for s in spec.shots)
+                assert kind != "count" or all(len(s.objects) == 1 for s in spec.shots)
                 continue
             made[kind] += 1
             before, after = _objects(spec), _objects(other)
@@ -254,6 +254,18 @@ def test_counterfactual_changes_one_named_thing_and_keeps_the_rest():
                    [(s.background, s.camera, s.bg_seed) for s in other.shots]
             if kind == "count":  # exactly one object gone, the others untouched
                 assert len(after) == len(before) - 1 and set(after) < set(before)
+            elif kind == "bind":  # two groups of one shot exchanged one attribute; all else kept
+                changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
+                fields = {k for a, b in changed for k in range(1, 7) if a[k] != b[k]}
+                assert len(fields) == 1 and fields < {1, 2, 3}  # colour, shape or direction
+                k = fields.pop()
+                assert len({a[0] for a, _ in changed}) == 1  # one shot
+                was = {(a[1], a[2]): a[k] for a, _ in changed}  # two groups, their values exchanged
+                assert len(was) == 2 and len(set(was.values())) == 2
+                assert all({b[k], a[k]} == set(was.values()) for a, b in changed)
+                assert not any((o.colour, o.shape) in world.HELD_OUT for s in other.shots for o in s.objects)
+                assert all(len(world.groups(s)) == len(world.groups(t))
+                           for s, t in zip(spec.shots, other.shots, strict=True))
             else:  # one (colour, shape) group took one new shape; positions and motion kept
                 changed = [(a, b) for a, b in zip(before, after, strict=True) if a != b]
                 assert changed and len({(a[1], a[2], b[2]) for a, b in changed}) == 1
@@ -265,6 +277,6 @@ def test_counterfactual_changes_one_named_thing_and_keeps_the_rest():
                     assert world._fits(o, b - a, other.height, other.width)
                     assert all(world._apart(o, p, b - a) for p in shot.objects[j + 1:])
             assert not np.array_equal(world.render(spec), world.render(other))
-    assert made["shape"] > 100 and made["count"] > 20  # of 120 specs
+    assert made["shape"] > 100 and made["count"] > 20 and made["bind"] > 10  # of 120 specs
     with pytest.raises(ValueError, match="kind"):
         world.counterfactual(spec, rng, "colour")
