@@ -63,14 +63,34 @@ def test_payload_encodes_and_decodes_exactly():
 
 
 @pytest.mark.parametrize("n_errors", [1, 3, 5])
-def test_bch_corrects_up_to_five_flips(n_errors):
+def test_bch_corrects_up_to_five_weak_flips(n_errors):
     rng = np.random.default_rng(n_errors)
     for _ in range(20):
         payload = codec.random_payload()
         soft = codec.encode(payload, KEY, N_BITS).astype(float) * 2 - 1
-        soft[rng.choice(48 + codec.parity_bits(), n_errors, replace=False)] *= -1
+        soft[rng.choice(48 + codec.parity_bits(), n_errors, replace=False)] *= -0.5
         dec = codec.decode(soft, KEY, chase=0)
         assert dec.ecc_ok and dec.payload == payload and dec.corrected == n_errors
+        assert dec.soft_distance <= codec.MAX_SOFT_DISTANCE
+
+
+def test_a_codeword_that_overrules_confident_bits_is_refused():
+    """Five flips are within BCH's reach, but when every flipped bit was as confident as the rest,
+    the codeword found is more likely another payload than ours: no payload, whatever the Chase depth."""
+    rng = np.random.default_rng(5)
+    payload = codec.random_payload()
+    clean = codec.encode(payload, KEY, N_BITS).astype(float) * 2 - 1
+    flips = rng.choice(48 + codec.parity_bits(), 5, replace=False)
+    for strength, accepted in ((-0.5, True), (-1.0, False), (-2.0, False)):
+        soft = clean.copy()
+        soft[flips] *= strength
+        for chase in (0, 6):
+            dec = codec.decode(soft, KEY, chase=chase)
+            assert dec.soft_distance is not None  # the codeword was found either way
+            assert (dec.payload == payload) is accepted and dec.ecc_ok is accepted
+            assert (dec.soft_distance <= codec.MAX_SOFT_DISTANCE) is accepted
+    # the sync bits, and so detection, do not depend on the payload's fate
+    assert dec.sync_matches == dec.sync_total
 
 
 def test_chase_decoding_uses_reliabilities_beyond_t():

@@ -6,7 +6,10 @@ Every carried bit is XOR-ed with a keystream from HMAC-SHA256(key, "tfwm-scrambl
 sync bits are a keyed pseudo-random sequence, the data bits look random without the key, and on
 unwatermarked content (unbiased soft bits) each recovered bit matches with probability 1/2.
 Decoding is soft: BCH on the hard bits first, then Chase-II (flip subsets of the least reliable
-bits) when that fails, accepting the candidate closest to the soft bits.
+bits) when that fails, taking the candidate closest to the soft bits. That candidate is accepted
+only if the bits it overrules are weak (`MAX_SOFT_DISTANCE`): a codeword found by overruling
+confident bits is most likely another payload than the one embedded (a miscorrection), and a wrong
+payload would point the manifest repository at someone else's manifest.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ from trustframe.errors import ConfigError
 DATA_BITS = 48
 BCH_T, BCH_M = 5, 7
 _HEX = re.compile(r"^[0-9a-fA-F]{12}$")
+# Largest accepted soft distance between the decoded codeword and the received data + parity bits:
+# the summed reliability |soft| of the bits the decoder overrules, in units of those bits' mean
+# reliability (so it does not depend on the signal's scale). On the watermark benchmark's 1,152
+# attacked items every right payload came out at <= 3.33 and the one wrong payload (before this
+# check) at 5.91; with Gaussian soft bits at the SNRs where decoding starts to fail, 3.5 kept 94 %
+# of right payloads and refused 93 % of wrong ones.
+MAX_SOFT_DISTANCE = 3.5
 
 
 @lru_cache(maxsize=1)
@@ -85,9 +95,10 @@ def sync_slice(num_bits: int) -> slice:
 
 @dataclass(frozen=True)
 class Decoded:
-    payload: str | None  # hex, only when the BCH decoding succeeded
+    payload: str | None  # hex, only when the decoding succeeded and passed `MAX_SOFT_DISTANCE`
     ecc_ok: bool
     corrected: int  # bit flips the decoder made in the data+parity part (-1 if it failed)
+    soft_distance: float | None  # of the best codeword found (None: none found); refused above the max
     sync_matches: int
     sync_agreement: np.ndarray  # soft sync bits signed by the keyed sequence: positive = agrees
     bit_matches: int  # matches over all carried bits against the re-encoded word (if ecc_ok)
@@ -118,7 +129,8 @@ def decode(soft: np.ndarray, key: bytes, chase: int = 6) -> Decoded:
     """Soft bits (num_bits,) (positive = 1, after averaging) -> Decoded.
 
     Descrambles with the key, counts sync matches, and decodes data+parity with BCH; if the hard
-    decision fails, tries flipping every subset of the `chase` least reliable bits (Chase-II).
+    decision fails, tries flipping every subset of the `chase` least reliable bits (Chase-II);
+    the best codeword is refused (payload None) when its soft distance exceeds `MAX_SOFT_DISTANCE`.
     """
     soft = np.asarray(soft, np.float64)
     n = len(soft)
@@ -146,7 +158,10 @@ def decode(soft: np.ndarray, key: bytes, chase: int = 6) -> Decoded:
         if best is not None and r == 0:
             break  # the hard decision decoded: no need to search
     if best is None:
-        return Decoded(None, False, -1, sync_matches, agreement, 0)
+        return Decoded(None, False, -1, None, sync_matches, agreement, 0)
+    distance = float(best_cost / max(rel_w.mean(), 1e-12))
+    if distance > MAX_SOFT_DISTANCE:
+        return Decoded(None, False, -1, distance, sync_matches, agreement, 0)
     full = np.concatenate([best, np.zeros(n - k, np.uint8)])
-    return Decoded(to_hex(best[:DATA_BITS]), True, int((best != word).sum()), sync_matches,
+    return Decoded(to_hex(best[:DATA_BITS]), True, int((best != word).sum()), distance, sync_matches,
                    agreement, int((full == hard).sum()))
