@@ -285,6 +285,7 @@ def main(argv: list[str] | None = None) -> None:
             "cut": prompt_set("train", args.cuts, 33, 1.0)}
     scores: dict = {}
     by_size: dict[str, dict[str, list[bool]]] = {"generated": {}, "vae_reconstruction": {}}
+    by_objects: dict[int, list[dict]] = {}  # single-shot seen + held-out prompts, by objects asked
     feats_gen, feats_real, ssim_gen, ssim_real = [], [], [], []
     examples = []
     for name, items in sets.items():
@@ -306,6 +307,8 @@ def main(argv: list[str] | None = None) -> None:
                 if key in by_size and name != "cut":
                     for size, hit in shape_hits_by_size(spec, obs[key]):
                         by_size[key].setdefault(size, []).append(hit)
+            if name != "cut" and len(spec.shots) == 1:
+                by_objects.setdefault(len(spec.shots[0].objects), []).append(rows["generated"][-1])
             if name != "cut":
                 feats_gen.append(vae_features(vae, gen))
                 feats_real.append(vae_features(vae, real))
@@ -323,6 +326,10 @@ def main(argv: list[str] | None = None) -> None:
                         for key, rs in rows.items()}
         scores[name]["n"] = len(items)
     res["adherence"] = scores
+    res["adherence_by_objects"] = {
+        str(k): {"n": len(v), **{attr: round(float(np.mean([r[attr] for r in v])), 3)
+                                 for attr in ("all", "colour", "shape", "count", "direction")}}
+        for k, v in sorted(by_objects.items())}
     res["shape_by_object_size"] = {key: {size: {"accuracy": round(float(np.mean(v)), 3), "n": len(v)}
                                          for size, v in sorted(d.items())} for key, d in by_size.items()}
     res["examples"] = examples
@@ -394,6 +401,13 @@ def markdown(r: dict) -> str:
         row("seen", "seen combinations"),
         row("heldout", "held-out combinations"),
         row("cut", "two-shot (cut) prompts"),
+        "",
+        "## By objects asked for (single-shot seen and held-out prompts, generated)",
+        "",
+        "| objects | n | all | colour | shape | count | direction |",
+        "|---|---|---|---|---|---|---|",
+        *(f"| {k} | {v['n']} | {v['all']:.3f} | {v['colour']:.3f} | {v['shape']:.3f} | {v['count']:.3f} | "
+          f"{v['direction']:.3f} |" for k, v in r["adherence_by_objects"].items()),
         "",
         "## Shape read right, by object size (seen and held-out prompts)",
         "",
