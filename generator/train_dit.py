@@ -37,7 +37,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE, DEFAULT_SHIFT
-from trustframe.training import check_in_sync, finish_process, init_process, parse_config, shared_elapsed
+from trustframe.training import (
+    check_in_sync,
+    finish_process,
+    init_process,
+    parse_config,
+    resume_state,
+    shared_elapsed,
+)
 
 # size buckets (frames, height, width) -> share of the training clips / batches
 BUCKETS: dict[tuple[int, int, int], float] = {
@@ -342,11 +349,8 @@ def main(argv: list[str] | None = None) -> None:
                  "log": dck.card.get("log", []),
                  # what the base's own card says of how it was made (its base, resumed segments)
                  **{k: dck.card[k] for k in ("init_from", "resumed") if dck.card.get(k)}}
-    if state_path.is_file():  # resume from our own checkpoint (tensors only)
-        st = torch.load(state_path, weights_only=True)
-        model.load_state_dict(st["model"])
-        ema.load_state_dict(st["ema"])
-        opt.load_state_dict(st["opt"])
+    st = resume_state(state_path, {"model": model, "ema": ema, "opt": opt})
+    if st is not None:
         step, elapsed0 = int(st["step"]), float(st["elapsed"])
         log = json.loads(st.get("log", "[]"))
         prior = json.loads(st.get("prior", json.dumps(prior)))

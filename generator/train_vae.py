@@ -25,7 +25,14 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from trustframe.generator.vae import VAEConfig, VideoVAE, create_vae
-from trustframe.training import check_in_sync, finish_process, init_process, parse_config, shared_elapsed
+from trustframe.training import (
+    check_in_sync,
+    finish_process,
+    init_process,
+    parse_config,
+    resume_state,
+    shared_elapsed,
+)
 
 
 @dataclass
@@ -154,10 +161,8 @@ def main(argv: list[str] | None = None) -> None:
     run_dir = Path(cfg.out) / cfg.name
     state_path = run_dir / "state.pt"
     step, elapsed0, log = 0, 0.0, []
-    if state_path.is_file():  # resume (our own file, written below; weights only, no pickled code)
-        st = torch.load(state_path, weights_only=True)
-        vae.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
+    st = resume_state(state_path, {"model": vae, "opt": opt})
+    if st is not None:
         step, elapsed0 = int(st["step"]), float(st["elapsed"])
         if master:
             print(f"resumed at step {step}, {elapsed0 / 60:.1f} min", flush=True)

@@ -146,3 +146,24 @@ def test_a_watermark_card_lists_every_run_behind_its_weights():
     assert stages_behind(one_run, run) == [first, run]
     staged = {"training": {**one_run["training"], "stages": [first, run]}}
     assert stages_behind(staged, run) == [first, run, run]
+
+
+def test_a_run_refuses_to_resume_another_runs_checkpoint(tmp_path):
+    """Reusing an older run's --name must stop with the file named, not a state_dict traceback, and
+    leave that run's checkpoint as it was; the run's own checkpoint resumes."""
+    import torch
+
+    from trustframe.training import resume_state
+
+    assert resume_state(tmp_path / "none" / "state.pt", {}) is None
+    small, big = torch.nn.Linear(2, 2), torch.nn.Linear(3, 3)
+    opt = torch.optim.AdamW(small.parameters())
+    path = tmp_path / "state.pt"
+    torch.save({"model": small.state_dict(), "opt": opt.state_dict(), "step": 7}, path)
+    before = path.read_bytes()
+    with pytest.raises(SystemExit, match="state.pt is the checkpoint of another run"):
+        resume_state(path, {"model": big, "opt": torch.optim.AdamW(big.parameters())})
+    assert path.read_bytes() == before
+    again = torch.nn.Linear(2, 2)
+    st = resume_state(path, {"model": again, "opt": torch.optim.AdamW(again.parameters())})
+    assert st["step"] == 7 and torch.equal(again.weight, small.weight)

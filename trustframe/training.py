@@ -72,3 +72,27 @@ def finish_process(world_size: int) -> None:
     if world_size > 1:
         dist.barrier()
         dist.destroy_process_group()
+
+
+def resume_state(state_path, into: dict) -> dict | None:
+    """Load a run's own checkpoint (`runs/<name>/state.pt`, tensors only) into `into` ({key in the
+    file: module or optimizer}) and return the whole state; None when the run has none yet.
+
+    A checkpoint of another model (the --name of an older run, other sizes or flags) is refused with
+    a SystemExit that names the file, and the file is left as it is.
+    """
+    from pathlib import Path
+
+    state_path = Path(state_path)
+    if not state_path.is_file():
+        return None
+    st = torch.load(state_path, weights_only=True)
+    try:
+        for key, obj in into.items():
+            obj.load_state_dict(st[key])
+    except (RuntimeError, KeyError, ValueError) as e:
+        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        raise SystemExit(f"{state_path} is the checkpoint of another run (another model, size or flags), so "
+                         f"this run cannot resume it: rerun the command that made it, or give this run "
+                         f"another --name or --out ({first})") from e
+    return st

@@ -37,7 +37,14 @@ import torch
 import torch.nn as nn
 
 from trustframe.errors import ConfigError
-from trustframe.training import check_in_sync, finish_process, init_process, parse_config, shared_elapsed
+from trustframe.training import (
+    check_in_sync,
+    finish_process,
+    init_process,
+    parse_config,
+    resume_state,
+    shared_elapsed,
+)
 from trustframe.watermark import attacks, data
 from trustframe.watermark.layout import LayoutConfig, make_layout, spectrum, tile_from_spectrum
 from trustframe.watermark.nets import MaskNet, NetConfig, RevealNet, blur, gaussian_kernel, widened_reveal
@@ -175,10 +182,8 @@ def main(argv=None) -> None:
     opt = torch.optim.AdamW(trained.parameters(), lr=cfg.lr, weight_decay=1e-4)
     state_path = run_dir / "state.pt"
     step, elapsed0, log = 0, 0.0, []
-    if state_path.is_file():
-        st = torch.load(state_path, weights_only=True)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["opt"])
+    st = resume_state(state_path, {"model": model, "opt": opt})
+    if st is not None:
         step, elapsed0, log = int(st["step"]), float(st["elapsed"]), json.loads(st["log"])
         if master:
             print(f"resumed at step {step}, {elapsed0 / 60:.1f} min", flush=True)
