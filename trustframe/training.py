@@ -7,6 +7,7 @@ import os
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -81,8 +82,6 @@ def resume_state(state_path, into: dict) -> dict | None:
     A checkpoint of another model (the --name of an older run, other sizes or flags) is refused with
     a SystemExit that names the file, and the file is left as it is.
     """
-    from pathlib import Path
-
     state_path = Path(state_path)
     if not state_path.is_file():
         return None
