@@ -28,6 +28,7 @@ Semantics (what a caption's words mean in pixels):
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -267,9 +268,9 @@ def counterfactual(spec: ClipSpec, rng: np.random.Generator, kind: str) -> ClipS
     if kind not in COUNTERFACTUAL_KINDS:
         raise ValueError(f"kind must be one of {COUNTERFACTUAL_KINDS}, not {kind!r}")
     out = ClipSpec.from_dict(spec.to_dict())
-    need = {"shape": 1, "count": 2, "bind": 2}[kind]
-    shots = [i for i, s in enumerate(out.shots)
-             if (len(groups(s)) if kind == "bind" else len(s.objects)) >= need]
+    eligible = {"shape": lambda s: True, "count": lambda s: len(s.objects) >= 2,
+                "bind": lambda s: len(groups(s)) >= 2}[kind]
+    shots = [i for i, s in enumerate(out.shots) if eligible(s)]
     if not shots:
         return None
     i = shots[int(rng.integers(len(shots)))]
@@ -302,18 +303,17 @@ def _swap_between_groups(shot: ShotSpec, n: int, height: int, width: int, rng: n
     shape) groups of `shot` in place; False (shot untouched) when no swap keeps the clip valid: the
     two groups must differ in it, no held-out or repeated (colour, shape) may result, and every object
     must stay in frame and apart from the others."""
-    keys = list(groups(shot))
-    for g1, g2 in (tuple(keys[int(k)] for k in pair) for pair in rng.permutation(
-            [(x, y) for x in range(len(keys)) for y in range(x + 1, len(keys))])):
+    members = groups(shot)
+    pairs = list(itertools.combinations(members, 2))
+    for g1, g2 in (pairs[int(k)] for k in rng.permutation(len(pairs))):
         for attr in rng.permutation(BOUND_ATTRIBUTES):
-            v1 = getattr(next(o for o in shot.objects if (o.colour, o.shape) == g1), attr)
-            v2 = getattr(next(o for o in shot.objects if (o.colour, o.shape) == g2), attr)
+            v1, v2 = getattr(members[g1][0], attr), getattr(members[g2][0], attr)
             if v1 == v2:
                 continue
             new = [dataclasses.replace(o, **{attr: v2 if (o.colour, o.shape) == g1 else v1})
                    if (o.colour, o.shape) in (g1, g2) else o for o in shot.objects]
             keys_after = {(o.colour, o.shape) for o in new}
-            if (len(keys_after) < len(keys) or keys_after & HELD_OUT
+            if (len(keys_after) < len(members) or keys_after & HELD_OUT
                     or not all(_fits(o, n, height, width) for o in new)
                     or not all(_apart(o, p, n) for k, o in enumerate(new) for p in new[k + 1:])):
                 continue

@@ -90,7 +90,8 @@ def resume_state(state_path, into: dict) -> dict | None:
         for key, obj in into.items():
             obj.load_state_dict(st[key])
     except (RuntimeError, KeyError, ValueError) as e:
-        first = str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__
+        message = str(e).strip()
+        first = message.splitlines()[0][:200] if message else type(e).__name__
         raise SystemExit(f"{state_path} is the checkpoint of another run (another model, size or flags), so "
                          f"this run cannot resume it: rerun the command that made it, or give this run "
                          f"another --name or --out ({first})") from e
