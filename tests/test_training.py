@@ -38,7 +38,9 @@ def test_trainer_runs_under_torchrun(tmp_path, which):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", module, *args, "--out", str(tmp_path)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-3000:]
+    # on failure show what the ranks printed (a fatal signal's Python stacks among it), not only the
+    # launcher's own traceback at the end
+    assert r.returncode == 0, r.stderr[:6000] + "\n...\n" + r.stderr[-1500:]
     assert (tmp_path / name / "state.pt").is_file()
     if which == "dit-finetune":  # the fine-tune keeps what the base's card says of the base's own making
         import json
