@@ -46,6 +46,8 @@ from trustframe.training import (
     shared_elapsed,
 )
 
+REDRAWS = 50  # specs drawn for one counterfactual pair before it takes another kind
+
 # size buckets (frames, height, width) -> share of the training clips / batches
 BUCKETS: dict[tuple[int, int, int], float] = {
     (16, 64, 64): 0.70, (16, 64, 96): 0.08, (16, 96, 64): 0.08, (24, 64, 64): 0.07, (8, 64, 64): 0.07,
@@ -225,10 +227,37 @@ def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -
     path.with_suffix(".json").write_text(json.dumps(caps))
 
 
+def pair_specs(cfg: TrainConfig, rng: np.random.Generator) -> list[tuple]:
+    """`cfg.pairs` (spec, counterfactual, kind) triples (16 x 64 x 64, `--objects-p`'s object counts),
+    the kinds in equal shares: a drawn spec that does not admit the kind in turn (one object cannot
+    lose an object or swap with another) is redrawn, up to `REDRAWS` times, and only then does the
+    pair take the next kind that spec admits."""
+    from trustframe.generator import world
+
+    objects_p = object_shares(cfg.objects_p)
+    kinds_all = world.COUNTERFACTUAL_KINDS
+    specs: list[tuple] = []
+    while len(specs) < cfg.pairs:
+        first = len(specs) % len(kinds_all)
+        for _ in range(REDRAWS):
+            spec = world.sample_spec(rng, frames=16, height=64, width=64, split="train",
+                                     multi_shot_p=cfg.multi_shot_p, objects_p=objects_p)
+            other = world.counterfactual(spec, rng, kinds_all[first])
+            if other is not None:
+                specs.append((spec, other, kinds_all[first]))
+                break
+        else:
+            for kind in kinds_all[first + 1:] + kinds_all[:first]:
+                other = world.counterfactual(spec, rng, kind)
+                if other is not None:
+                    specs.append((spec, other, kind))
+                    break
+    return specs
+
+
 def encode_pairs(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> None:
-    """Render + encode `cfg.pairs` counterfactual pairs (16 x 64 x 64) into `path`.{safetensors,json}:
-    latents "a" (the drawn clip, with `--objects-p`'s object counts) and "b" (`world.counterfactual`
-    of it, its kinds in turn, the next one when one is not possible), and per pair `captions_per_clip`
+    """Render + encode the counterfactual pairs of `pair_specs` into `path`.{safetensors,json}: latents
+    "a" (the drawn clip) and "b" (`world.counterfactual` of it), and per pair `captions_per_clip`
     caption pairs worded alike (same rng seed)."""
     from safetensors.torch import save_file
 
@@ -237,18 +266,7 @@ def encode_pairs(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> 
     from trustframe.generator.train_vae import to_tensor
 
     rng = np.random.default_rng(cfg.seed + 999)
-    objects_p = object_shares(cfg.objects_p)
-    specs: list[tuple] = []
-    while len(specs) < cfg.pairs:
-        spec = world.sample_spec(rng, frames=16, height=64, width=64, split="train",
-                                 multi_shot_p=cfg.multi_shot_p, objects_p=objects_p)
-        first = len(specs) % len(world.COUNTERFACTUAL_KINDS)  # kinds in turn, the next one when one can't
-        kinds = world.COUNTERFACTUAL_KINDS[first:] + world.COUNTERFACTUAL_KINDS[:first]
-        for kind in kinds:
-            other = world.counterfactual(spec, rng, kind)
-            if other is not None:
-                specs.append((spec, other, kind))
-                break
+    specs = pair_specs(cfg, rng)
     za, zb, caps = [], [], {"a": [], "b": [], "kind": [k for _, _, k in specs]}
     t0 = time.time()
     for i in range(0, len(specs), 8):

@@ -169,3 +169,22 @@ def test_a_run_refuses_to_resume_another_runs_checkpoint(tmp_path):
     again = torch.nn.Linear(2, 2)
     st = resume_state(path, {"model": again, "opt": torch.optim.AdamW(again.parameters())})
     assert st["step"] == 7 and torch.equal(again.weight, small.weight)
+
+
+@pytest.mark.parametrize(("objects_p", "expected"), [
+    ("0.4,0.3,0.3", {"shape": 20, "count": 20, "bind": 20}),
+    ("1,0,0", {"shape": 60}),  # one object per shot: nothing to remove or swap, every pair changes a shape
+])
+def test_counterfactual_pairs_take_the_kinds_in_equal_shares(objects_p, expected):
+    """A spec that cannot make the kind in turn is redrawn, so the scarce kinds (bind needs two
+    groups in a shot) are not crowded out by shape; the next kind only when no draw admits it."""
+    from collections import Counter
+
+    import numpy as np
+
+    from trustframe.generator.train_dit import TrainConfig, pair_specs
+
+    cfg = TrainConfig(pairs=60, objects_p=objects_p)
+    specs = pair_specs(cfg, np.random.default_rng(0))
+    assert Counter(kind for _, _, kind in specs) == expected
+    assert all(a.to_dict() != b.to_dict() for a, b, _ in specs)
