@@ -202,6 +202,31 @@ def shape_alternatives(prompt: str) -> list[str]:
     return [_SHAPE_RE.sub(lambda m, t=table: t[m.group(1)], text) for table in _SHAPE_SWAPS]
 
 
+_CONNECTOR_RE = re.compile(r"(?:[\s,;.:]|\bthen\b|\bthe\s+scene\b)+$|^(?:[\s,;.:]|\bto\b)+")
+
+
+def split_shots(prompt: str) -> tuple[list[str], int | None]:
+    """A two-shot prompt -> (each shot's own words, the cut frame it names or None); any other
+    prompt -> ([prompt], None).
+
+    "A red ball moving left, then after 9 frames cut to two blue stars drifting up." gives
+    (["a red ball moving left", "two blue stars drifting up"], 9): lowercased, without the cut phrase
+    and its frame, as `parse` reads them. The generator samples each shot from its own words and
+    joins the shots at the cut (`Generator.sample_batch`).
+    """
+    text = prompt.lower().replace("—", ",")
+    parts = _CUT_RE.split(text, maxsplit=1)
+    if len(parts) != 2:
+        return [prompt], None
+    fm = _FRAME_RE.search(text)
+    cut = int(fm.group(1) or fm.group(2)) if fm else None
+    shots = [" ".join(_CONNECTOR_RE.sub("", _FRAME_RE.sub(" ", part)).strip(" ,;.:").split())
+             for part in parts]
+    if not all(shots):  # "cut to" with nothing on one side: not two shots
+        return [prompt], None
+    return shots, cut
+
+
 def _parse_shot(text: str) -> ShotSpec | None:
     camera = None
     m = _CAMERA_RE.search(text)
@@ -288,4 +313,4 @@ def parse(prompt: str, *, frames: int | None = None, height: int = 64, width: in
     return ClipSpec(shots, cut_at, frames, height, width)
 
 
-__all__ = ["caption", "parse", "shape_alternatives"]
+__all__ = ["caption", "parse", "shape_alternatives", "split_shots"]

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from trustframe.generator.captions import shape_alternatives
+from trustframe.generator.captions import shape_alternatives, split_shots
 from trustframe.generator.dit import DIT_SIZES, DiT, DiTConfig, create_dit
 from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE
 from trustframe.generator.sampler import euler_sample
@@ -75,14 +75,22 @@ def load_dit(name: str) -> tuple[DiT, dict, Path]:
 
 @dataclass
 class Latents:
-    """What `Generator.sample` / `sample_batch` return: normalised-away latents (N, C, t, h, w) plus the
+    """What `Generator.sample` / `sample_batch` return: normalised-away latents (rows, C, t, h, w) plus the
     pixel size they decode to (the VAE works on 1 + 4k frames and multiples of 8 pixels; decode crops
-    back)."""
+    back), and per clip where its cut falls: None for a one-shot clip (one row), frame k for a two-shot
+    clip (two rows, the shot before the cut and the shot after it, each sampled at the clip's length;
+    decoding keeps the first k frames of one and the first frames - k of the other). `cuts` None: one
+    row per clip, none with a cut."""
 
     z: torch.Tensor
     frames: int
     height: int
     width: int
+    cuts: tuple[int | None, ...] | None = None
+
+    @property
+    def clips(self) -> int:
+        return self.z.shape[0] if self.cuts is None else len(self.cuts)
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -139,7 +147,14 @@ class Generator:
                      progress: Callable[[int, int], None] | None = None,
                      shift: float | None = None) -> Latents:
         """Several prompts of one size sampled together (one noise draw from `seed` for the batch):
-        latents with one row per prompt. `sample` is this with one prompt.
+        latents with one row per shot. `sample` is this with one prompt.
+
+        A prompt that names a cut ("..., then after 9 frames cut to ...") is sampled as two shots, each
+        from its own words (`captions.split_shots`), and decoding joins them at the frame it names (the
+        middle when it names none, or one outside the clip): the cut then falls exactly where asked,
+        and each shot is as faithful as a one-shot clip. (One pass over the whole two-shot caption
+        placed the cut within a frame in 0.775 of the benchmark's two-shot prompts, and got every
+        attribute of both shots right in 0.075.)
 
         shape_guidance: weight of contrastive shape guidance, a push away from the same prompts with
         their shape words swapped for the other shapes (`captions.shape_alternatives`); 0 turns it off.
@@ -148,26 +163,45 @@ class Generator:
             raise ValueError("frames >= 1, height and width >= 8, steps >= 1")
         if not prompts:
             raise ValueError("no prompts to sample")
-        cond = self.text.encode(list(prompts))
-        uncond = self.text.encode([""] * len(prompts))
-        contrast = self.shape_contrast(prompts) if shape_guidance else None
-        shape = (len(prompts), *self.latent_shape(frames, height, width)[1:])
+        rows, cuts = [], []
+        for prompt in prompts:
+            shots, cut = split_shots(prompt) if frames > 1 else ([prompt], None)
+            rows += shots
+            if len(shots) == 1:
+                cuts.append(None)
+            else:
+                cuts.append(cut if cut is not None and 0 < cut < frames else frames // 2)
+        cond = self.text.encode(rows)
+        uncond = self.text.encode([""] * len(rows))
+        contrast = self.shape_contrast(rows) if shape_guidance else None
+        shape = (len(rows), *self.latent_shape(frames, height, width)[1:])
         z = euler_sample(self.dit, shape, cond, uncond, steps=steps, guidance=guidance, seed=seed,
                          shift=self.shift if shift is None else shift, progress=progress,
                          contrast=contrast, contrast_weight=shape_guidance)
-        return Latents(self.denormalise(z), frames, height, width)
+        return Latents(self.denormalise(z), frames, height, width, tuple(cuts))
 
     @torch.no_grad()
     def decode(self, latents: Latents) -> np.ndarray:
         """Latents of one clip -> uint8 (T, H, W, 3) RGB."""
-        if latents.z.shape[0] != 1:
-            raise ValueError(f"decode takes one clip's latents, got {latents.z.shape[0]}: use decode_batch")
+        if latents.clips != 1:
+            raise ValueError(f"decode takes one clip's latents, got {latents.clips}: use decode_batch")
         return self.decode_batch(latents)[0]
 
     @torch.no_grad()
     def decode_batch(self, latents: Latents) -> np.ndarray:
-        """Latents (N rows) -> uint8 (N, T, H, W, 3) RGB."""
-        return to_uint8(self.vae.decode(latents.z, latents.frames, latents.height, latents.width))
+        """Latents of N clips -> uint8 (N, T, H, W, 3) RGB; a two-shot clip's shots joined at its cut."""
+        rows = to_uint8(self.vae.decode(latents.z, latents.frames, latents.height, latents.width))
+        if latents.cuts is None:
+            return rows
+        clips, r = [], 0
+        for cut in latents.cuts:
+            if cut is None:
+                clips.append(rows[r])
+                r += 1
+            else:
+                clips.append(np.concatenate([rows[r][:cut], rows[r + 1][:latents.frames - cut]]))
+                r += 2
+        return np.stack(clips)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:

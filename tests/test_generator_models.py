@@ -352,3 +352,27 @@ def test_shipped_preset_round_trips():
     assert torch.allclose(g.denormalise(n), z.z, atol=1e-5)
     mean, std = (torch.tensor(g.card["dit"][k]) for k in ("latent_mean", "latent_std"))
     assert torch.allclose(n[0, :, 0, 0, 0] * std + mean, z.z[0, :, 0, 0, 0], atol=1e-5)
+
+
+def test_a_two_shot_prompt_is_sampled_shot_by_shot_and_joined_at_its_cut():
+    """Each shot is sampled from its own words, and the decoded clip is the first shot up to the cut
+    frame the prompt names, then the second shot from its start; a cut frame outside the clip falls
+    in the middle."""
+    import numpy as np
+
+    from trustframe.generator.models import Latents, load_generator
+
+    g = load_generator("tfdit-s")
+    prompts = ["A red ball moving left, then after 6 frames cut to two blue stars drifting up.",
+               "a green box moving up",
+               "A yellow star moving down. At frame 40, cut to a red ball moving up."]
+    z = g.sample_batch(prompts, frames=9, steps=2, seed=1)
+    assert z.z.shape[0] == 5 and z.cuts == (6, None, 4) and z.clips == 3
+    shots = g.decode_batch(Latents(z.z, 9, 64, 64))  # every row decoded as a clip of its own
+    clips = g.decode_batch(z)
+    assert clips.shape == (3, 9, 64, 64, 3)
+    assert np.array_equal(clips[0], np.concatenate([shots[0][:6], shots[1][:3]]))
+    assert np.array_equal(clips[1], shots[2])
+    assert np.array_equal(clips[2], np.concatenate([shots[3][:4], shots[4][:5]]))
+    image = g.sample(prompts[0], frames=1, steps=1)  # one frame: no cut to place, the prompt as it is
+    assert image.z.shape[0] == 1 and image.cuts == (None,)

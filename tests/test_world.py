@@ -109,6 +109,30 @@ def test_captions_name_every_attribute_and_parse_back():
             assert got.camera == want.camera, text
 
 
+def test_two_shot_captions_split_into_the_words_of_each_shot():
+    """Every two-shot caption splits into two texts that parse back to one shot each (nothing of the
+    other shot, no cut phrase) and the cut frame; one-shot captions stay whole."""
+    rng = np.random.default_rng(5)
+    specs = _specs(300, seed=5, split="any", frames=16, multi_shot_p=0.5)
+    assert sum(len(s.shots) == 2 for s in specs) > 100
+    for s in specs:
+        text = captions.caption(s, rng)
+        shots, cut = captions.split_shots(text)
+        if len(s.shots) == 1:
+            assert (shots, cut) == ([text], None)
+            continue
+        assert cut == s.cut_at, text
+        for shot_text, want in zip(shots, s.shots, strict=True):
+            assert "cut" not in shot_text and "frame" not in shot_text, text
+            got = captions.parse(shot_text, frames=16)
+            assert len(got.shots) == 1 and got.cut_at is None, text
+            assert sorted((o.colour, o.shape, o.direction) for o in got.shots[0].objects) == sorted(
+                (o.colour, o.shape, o.direction) for o in want.objects), text
+            assert got.shots[0].camera == want.camera, text
+    assert captions.split_shots("A red ball, then cut to a star.") == (["a red ball", "a star"], None)
+    assert captions.split_shots("cut to a blue star") == (["cut to a blue star"], None)
+
+
 def test_parse_is_tolerant():
     p = captions.parse("Two red boxes drifting leftwards, then after 6 frames cut to a blue ball moving up "
                        "and to the right, cinematic 4k trending zorblax!", frames=16)
