@@ -27,7 +27,7 @@ import math
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +41,7 @@ from trustframe.training import (
     check_in_sync,
     finish_process,
     init_process,
+    native_bf16,
     parse_config,
     resume_state,
     shared_elapsed,
@@ -68,7 +69,9 @@ class TrainConfig:
     minutes: float = 70.0  # wall-clock budget; the lr schedule follows elapsed time
     batch: int = 24
     lr: float = 5e-4
-    bf16: bool = True  # bfloat16 autocast: ~4x faster matmuls on this CPU (avx512_bf16)
+    # bfloat16 autocast, by default only on a CPU that does bf16 in hardware (`training.native_bf16`):
+    # there ~4x faster matmuls; emulated elsewhere, where it is far slower than float32
+    bf16: bool = field(default_factory=native_bf16)
     warmup: int = 200
     drop_p: float = 0.1  # captions replaced by "" for classifier-free guidance
     ema: float = 0.999

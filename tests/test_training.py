@@ -188,3 +188,35 @@ def test_counterfactual_pairs_take_the_kinds_in_equal_shares(objects_p, expected
     specs = pair_specs(cfg, np.random.default_rng(0))
     assert Counter(kind for _, _, kind in specs) == expected
     assert all(a.to_dict() != b.to_dict() for a, b, _ in specs)
+
+
+def test_a_flag_that_defaults_on_can_be_turned_off():
+    """Every bool field is `--x` / `--no-x`: a default of True (bf16 on a CPU with bf16 in hardware)
+    must not be a setting the command line cannot undo, and the command records what was asked."""
+    from dataclasses import dataclass
+
+    from trustframe.training import parse_config
+
+    @dataclass
+    class Config:
+        fast: bool = True
+        export: bool = False
+        steps: int = 3
+
+    cfg, command = parse_config(Config, ["--no-fast", "--export"], "m", "d")
+    assert (cfg.fast, cfg.export, cfg.steps) == (False, True, 3)
+    assert command == "python -m m --no-fast --export"
+    assert parse_config(Config, [], "m", "d")[0] == Config()
+    with pytest.raises(SystemExit):  # a value after a bool flag is a usage error, not a silent True
+        parse_config(Config, ["--fast", "yes"], "m", "d")
+
+
+def test_bf16_autocast_is_on_by_default_only_where_the_cpu_does_bf16_in_hardware(monkeypatch):
+    import torch
+
+    from trustframe.generator.train_dit import TrainConfig
+
+    for avx512_bf16, amx, expected in ((False, False, False), (True, False, True), (False, True, True)):
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512_bf16: v, raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
+        assert TrainConfig().bf16 is expected
