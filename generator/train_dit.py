@@ -61,7 +61,9 @@ class TrainConfig:
     size: str = "tfdit-s"
     text_size: str = "tftext-s"
     vae: str = "tfvae-f4c8"
-    patch_px: int = 16  # spatial patch side in pixels: (1, 16/s, 16/s) latent cells for a VAE of factor s
+    # spatial patch side in pixels: (1, px/s, px/s) latent cells for a VAE of factor s; 0 = 16 from scratch,
+    # the --init-from model's own otherwise (a smaller side refines its patches: `dit.refine_patches`)
+    patch_px: int = 0
     clips: int = 4000
     captions_per_clip: int = 6
     multi_shot_p: float = 0.3
@@ -296,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from safetensors.torch import load_file
 
-    from trustframe.generator.dit import DiT, DiTConfig, create_dit
+    from trustframe.generator.dit import DiT, DiTConfig, create_dit, refine_patches
     from trustframe.generator.sampler import paired_flow_loss, rectified_flow_loss
     from trustframe.generator.text import TextConfig, TextEncoder, build_vocab, create_text_encoder
     from trustframe.generator.train_vae import git_commit
@@ -335,6 +337,7 @@ def main(argv: list[str] | None = None) -> None:
         pair_caps = json.loads(pair_cache.with_suffix(".json").read_text())
 
     # --- models ---
+    space_factor = VAEConfig.from_dict(vck.card["config"]).space_factor
     if cfg.init_from:  # the shipped weights (EMA) start both the trained model and its EMA
         dck = load_checkpoint("generator", cfg.init_from)
         tck = load_checkpoint("generator", f"{cfg.init_from}-text")
@@ -344,12 +347,16 @@ def main(argv: list[str] | None = None) -> None:
         text.load_state_dict({k: v.float() for k, v in tck.state_dict.items()})
         dit = DiT(DiTConfig.from_dict(dck.card["config"]))
         dit.load_state_dict({k: v.float() for k, v in dck.state_dict.items()})
+        if cfg.patch_px:
+            ps = cfg.patch_px // space_factor
+            if (1, ps, ps) != dit.cfg.patch:
+                dit = refine_patches(dit, (1, ps, ps))
         vocab = text.cfg.vocab
     else:
         vocab = build_vocab(c for k in keys for cs in caps[k] for c in cs)
         text = create_text_encoder(cfg.text_size, vocab=vocab, max_len=96)
         overrides = {k: v for k, v in (("dim", cfg.dim), ("depth", cfg.depth)) if v}
-        ps = max(1, cfg.patch_px // VAEConfig.from_dict(vck.card["config"]).space_factor)
+        ps = max(1, (cfg.patch_px or 16) // space_factor)
         dit = create_dit(cfg.size, in_channels=latents[keys[0]].shape[1], context_dim=text.cfg.dim,
                          patch=(1, ps, ps), **overrides)
     model = TextToVelocity(text, dit, CaptionAttributes(text.cfg.dim) if cfg.attr_weight > 0 else None)

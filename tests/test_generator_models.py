@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trustframe.generator.dit import DIT_SIZES, DiTBlock, apply_rope, create_dit, rope_3d
+from trustframe.generator.dit import DIT_SIZES, DiTBlock, apply_rope, create_dit, refine_patches, rope_3d
 from trustframe.generator.sampler import euler_sample, paired_flow_loss, rectified_flow_loss, time_grid
 from trustframe.generator.text import TEXT_SIZES, UNK, build_vocab, create_text_encoder, words
 from trustframe.generator.vae import VAE_SIZES, create_vae
@@ -104,6 +104,25 @@ def test_vae_is_causal():
         zc[:, :, 2:] = torch.randn_like(zc[:, :, 2:])  # change latent frames 2.. (pixel frames 5..)
         da, dc = vae.decode(za), vae.decode(zc)
     assert torch.equal(da[:, :, :5], dc[:, :, :5]) and not torch.equal(da[:, :, 5:], dc[:, :, 5:])
+
+
+def test_refined_patches_compute_the_coarse_model_on_the_upsampled_latent():
+    torch.manual_seed(0)
+    coarse = create_dit("tfdit-t", patch=(1, 4, 4), in_channels=3, context_dim=16)
+    with torch.no_grad():  # adaLN-Zero starts at the identity with a zero output: make every path count
+        for p in coarse.parameters():
+            p.normal_(0, 0.2)
+    fine = refine_patches(coarse, (1, 2, 2))
+    assert fine.cfg.patch == (1, 2, 2) and fine.x_embed.in_features == 2 * 2 * 3
+    z, t, ctx = torch.randn(2, 3, 3, 8, 12), torch.rand(2), torch.randn(2, 5, 16)
+    up = z.repeat_interleave(2, dim=3).repeat_interleave(2, dim=4)  # every latent cell 2 x 2 times
+    with torch.no_grad():
+        want = torch.nn.functional.avg_pool3d(coarse(up, t, ctx), (1, 2, 2))
+        got = fine(z, t, ctx)
+    assert got.shape == z.shape
+    assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()
+    with pytest.raises(ValueError, match="cannot refine"):
+        refine_patches(coarse, (1, 3, 3))
 
 
 @pytest.mark.parametrize("grid", [(1, 1, 1), (5, 8, 8), (3, 12, 8), (7, 2, 3)])

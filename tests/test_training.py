@@ -22,7 +22,7 @@ RUNS = {
     "dit-finetune": ("trustframe.generator.train_dit",
                      ["--clips", "16", "--captions-per-clip", "1", "--batch", "2", "--minutes", "0.1",
                       "--init-from", "tfdit-s", "--fg-weight", "4", "--attr-weight", "0.2", "--t-mean", "1",
-                      "--pair-weight", "0.5", "--pairs", "4", "--pair-batch", "2"],
+                      "--pair-weight", "0.5", "--pairs", "4", "--pair-batch", "2", "--patch-px", "8"],
                      "tfdit-s"),
     "vae-decoder-finetune": ("trustframe.generator.train_vae",
                              ["--minutes", "0.15", "--crop-batch", "2", "--init-from", "tfvae-f4c8",
@@ -50,9 +50,13 @@ def test_trainer_runs_under_torchrun(tmp_path, which):
         from trustframe.weights import load_checkpoint
 
         base = load_checkpoint("generator", "tfdit-s").card
-        prior = json.loads(torch.load(tmp_path / name / "state.pt", weights_only=True)["prior"])
+        state = torch.load(tmp_path / name / "state.pt", weights_only=True)
+        prior = json.loads(state["prior"])
         assert prior["steps"] == base["steps"]
         assert prior["init_from"] == base["init_from"]
+        # --patch-px 8 refined the base's 16-px patches (4 x 4 cells of the f4 VAE) into 2 x 2 cells
+        assert base["config"]["patch"] == [1, 4, 4]
+        assert state["model"]["dit.x_embed.weight"].shape[1] == 2 * 2 * base["config"]["in_channels"]
 
 
 def test_a_vae_fine_tune_card_keeps_every_stage_behind_its_weights(tmp_path):
