@@ -51,8 +51,14 @@ def generate(
                 shape_guidance=shape_guidance, preset=preset, upscale=upscale,
                 progress=lambda i, n: bar.update(task, completed=i + 1, total=n))
     info = {"output": str(r.path), "manifest_id": r.manifest_id, "payload": r.payload,
+            "watermark_verified": r.watermark_verified,
             "prompt_sha256": r.prompt_sha256, "seconds": {k: round(v, 3) for k, v in r.seconds.items()}}
     if as_json:
         typer.echo(json.dumps(info))
     else:
-        typer.echo(f"wrote {r.path}: watermark payload {r.payload}, manifest {r.manifest_id}")
+        typer.echo(f"wrote {r.path}: watermark payload {r.payload} (verified on the written file), "
+                   f"manifest {r.manifest_id}" if r.watermark_verified else
+                   f"wrote {r.path}: manifest {r.manifest_id}")
+    if not r.watermark_verified:
+        typer.echo("warning: the watermark could not be read back from the written file, so the manifest "
+                   "carries no soft binding", err=True)

@@ -85,6 +85,7 @@ class GenerationResult:
     payload: str
     prompt_sha256: str
     seconds: dict = field(default_factory=dict)  # per step
+    watermark_verified: bool = True  # False: the mark did not read back, so the manifest binds no payload
 
 
 def refuse_unsafe(req: GenerationRequest) -> None:
@@ -165,4 +166,5 @@ def generate(prompt: str, output: str | Path, *, settings: Settings | None = Non
                             repository=repo, software_agent=agent,
                             extra_assertions=[generation_assertion(req)])
     t["write_sign_register"] = time.perf_counter() - t0 - sum(t.values())
-    return GenerationResult(signed.path, signed.manifest_id, payload, req.prompt_sha256, t)
+    return GenerationResult(signed.path, signed.manifest_id, signed.payload, req.prompt_sha256, t,
+                            watermark_verified=bool(signed.watermark_verified))

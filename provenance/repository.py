@@ -35,6 +35,7 @@ class ManifestRepository(Protocol):
               bindings: list[tuple[str, str]]) -> None: ...
     def by_binding(self, alg: str, value_hex: str, max_results: int = 10) -> list[str]: ...
     def get(self, manifest_id: str) -> StoredManifest | None: ...
+    def delete(self, manifest_id: str) -> None: ...
     def algorithms(self) -> list[str]: ...
 
 
@@ -108,6 +109,11 @@ class SQLiteRepository:
             row = db.execute("SELECT manifest_id, store, mime, created FROM manifests "
                              "WHERE manifest_id = ?", (manifest_id,)).fetchone()
         return StoredManifest(row[0], bytes(row[1]), row[2], row[3]) if row else None
+
+    def delete(self, manifest_id: str) -> None:
+        """Remove a manifest and its bindings (a signing whose file never appeared)."""
+        with self._connect() as db:
+            db.execute("DELETE FROM manifests WHERE manifest_id = ?", (manifest_id,))
 
     def algorithms(self) -> list[str]:
         with self._connect() as db:

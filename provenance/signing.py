@@ -26,6 +26,7 @@ class SignResult:
     manifest_id: str  # the active manifest's label, urn:c2pa:...
     manifest_store: bytes  # the signed manifest store (JUMBF), as the repository keeps it
     payload: str | None  # watermark payload (hex) carried in the soft binding, if any
+    watermark_verified: bool | None = None  # with a watermark: did it read back from the written file?
 
 
 def make_signer(settings: Settings, callback: Callable[[bytes], bytes] | None = None):
@@ -87,6 +88,7 @@ def sign_file(src: str | Path, dst: str | Path, *, source_type: str = "trainedAl
                               software_agent=software_agent, soft_binding=soft_binding,
                               extra_assertions=extra_assertions)
     signer = make_signer(s, callback)
+    registered = None
     try:
         with c2pa_context(s) as ctx, c2pa.Builder.from_json(json.dumps(manifest), context=ctx) as b:
             if ingredient is not None:
@@ -94,17 +96,25 @@ def sign_file(src: str | Path, dst: str | Path, *, source_type: str = "trainedAl
                 with open(ing, "rb") as f:
                     b.add_ingredient(json.dumps({"title": ing.name, "relationship": "componentOf"}),
                                      media.sniff(ing), f)
-            with media.atomic_path(dst) as tmp, open(src, "rb") as fin, open(tmp, "w+b") as fout:
-                store = b.sign(signer, mime, fin, fout)
-    except c2pa.C2paError as e:
-        raise SigningError(f"{src.name}: signing failed: {e}") from e
+            with media.atomic_path(dst) as tmp:
+                with open(src, "rb") as fin, open(tmp, "w+b") as fout:
+                    store = b.sign(signer, mime, fin, fout)
+                manifest_id = _manifest_label(store, mime, s)
+                # Register before the file appears under its name: a crash in between leaves a
+                # registered manifest without a file (harmless), never a file whose manifest
+                # cannot be resolved once stripped.
+                if repository is not None:
+                    repository.store(manifest_id, store, mime, [soft_binding] if soft_binding else [])
+                    registered = manifest_id
+    except BaseException as e:
+        if registered is not None:  # the rename failed: take the registration back
+            repository.delete(registered)
+        if isinstance(e, c2pa.C2paError):
+            raise SigningError(f"{src.name}: signing failed: {e}") from e
+        raise
     finally:
         signer.close()
-    result = SignResult(dst, _manifest_label(store, mime, s), store,
-                        soft_binding[1] if soft_binding else None)
-    if repository is not None:
-        repository.store(result.manifest_id, store, mime, [soft_binding] if soft_binding else [])
-    return result
+    return SignResult(dst, manifest_id, store, soft_binding[1] if soft_binding else None)
 
 
 def _manifest_label(store: bytes, mime: str, s: Settings) -> str:

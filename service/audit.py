@@ -7,11 +7,12 @@ behalf (remote manifest URLs are reported, not fetched).
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
+import logging
 import os
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from trustframe import media
@@ -19,6 +20,7 @@ from trustframe.errors import TrustFrameError
 from trustframe.provenance.reading import ProvenanceResult, read_manifest_store, read_provenance
 from trustframe.provenance.repository import ManifestRepository, open_repository
 from trustframe.service.verdict import (
+    DetectorSection,
     ErrorSection,
     ProvenanceSection,
     Verdict,
@@ -26,6 +28,8 @@ from trustframe.service.verdict import (
     decide_label,
 )
 from trustframe.settings import Settings, load_settings
+
+log = logging.getLogger("trustframe.audit")
 
 # Hash bindings cannot match a re-encoded copy: a manifest recovered through a soft binding is
 # judged on its signature and trust, not on these.
@@ -63,6 +67,18 @@ def _watermark_signal(frames: media.Frames, s: Settings) -> WatermarkSection | N
     return WatermarkSection(detected=r.detected, p_value=r.p_value, payload=r.payload, alg=r.alg)
 
 
+def _detector_signal(frames: media.Frames, s: Settings) -> tuple[DetectorSection | None, str | None]:
+    """(the detector's section, None), or (None, why it could not score these frames)."""
+    from trustframe.detector import load
+
+    try:
+        r = load(s.detector_preset).score(frames)
+    except TrustFrameError as e:
+        return None, f"detector: not scored ({e})"
+    return DetectorSection(score=r.score, label=r.label, threshold=r.threshold, threshold_fpr=r.threshold_fpr,
+                           model=r.model, frames=r.frames, top_frame=r.top_frame), None
+
+
 def recover_manifest(payload: str, alg: str, repo: ManifestRepository,
                      s: Settings) -> ProvenanceResult | None:
     """Look a watermark payload up in the repository and validate the manifest found."""
@@ -79,9 +95,9 @@ def recover_manifest(payload: str, alg: str, repo: ManifestRepository,
 
 
 def audit_file(path: str | os.PathLike, settings: Settings | None = None, *,
-               display_name: str | None = None, repository: ManifestRepository | None = None
-               ) -> Verdict:
-    """Audit one file on disk."""
+               display_name: str | None = None, repository: ManifestRepository | None = None,
+               detector: bool = True) -> Verdict:
+    """Audit one file on disk. `detector=False` skips the detector (its section stays null)."""
     s = settings or load_settings()
     path = Path(path)
     name = display_name or str(path)
@@ -93,30 +109,39 @@ def audit_file(path: str | os.PathLike, settings: Settings | None = None, *,
         prov = read_provenance(path, s)
         frames = media.read(path, max_frames=s.audit_frames, settings=s, info=info)
         wm = _watermark_signal(frames, s)
+        recovered = None
         if wm is not None and wm.detected and wm.payload and not (prov.present and prov.state != "invalid"):
-            repo = repository or open_repository(s)
-            recovered = recover_manifest(wm.payload, wm.alg, repo, s)
-            if recovered is not None:
-                prov = recovered
-        det = None  # the detector component has not landed yet
+            recovered = recover_manifest(wm.payload, wm.alg, repository or open_repository(s), s)
+            if recovered is not None and not prov.present:
+                prov, recovered = recovered, None  # the file carries none: the recovered one speaks for it
+        det, det_note = _detector_signal(frames, s) if detector else (None, None)
     except TrustFrameError as e:
         message = str(e).replace(path.name, Path(name).name)  # a spooled upload: its given name
         return Verdict(file=name, media_type=mime, label="error", reasons=[f"could not audit: {message}"],
                        error=ErrorSection(code=e.code, message=message))
+    except Exception as e:  # a bug or a decoder's surprise: still one verdict, never a stopped batch
+        log.exception("audit of %s failed unexpectedly", name)
+        message = f"unexpected {type(e).__name__} while reading the file"
+        return Verdict(file=name, media_type=mime, label="error", reasons=[f"could not audit: {message}"],
+                       error=ErrorSection(code="internal-error", message=message))
     psec = _provenance_section(prov)
-    label, reasons = decide_label(psec, wm, det)
+    rsec = _provenance_section(recovered) if recovered is not None else None
+    label, reasons = decide_label(psec, wm, det, recovered=rsec)
+    if det_note:
+        reasons.append(det_note)
     return Verdict(file=name, media_type=mime, sha256=digest, label=label, reasons=reasons,
-                   provenance=psec, watermark=wm, detector=det)
+                   provenance=psec, recovered_provenance=rsec, watermark=wm, detector=det)
 
 
 def audit(source, *, settings: Settings | None = None, filename: str | None = None,
-          repository: ManifestRepository | None = None) -> Verdict:
+          repository: ManifestRepository | None = None, detector: bool = True) -> Verdict:
     """Audit a path, bytes, or a binary stream. Spooled copies are removed afterwards."""
     suffix = Path(filename).suffix if filename else ""
     if isinstance(source, str | os.PathLike):
-        return audit_file(source, settings, display_name=filename, repository=repository)
+        return audit_file(source, settings, display_name=filename, repository=repository, detector=detector)
     with media.as_path(source, suffix=suffix) as p:
-        return audit_file(p, settings, display_name=filename or "<stream>", repository=repository)
+        return audit_file(p, settings, display_name=filename or "<stream>", repository=repository,
+                          detector=detector)
 
 
 def expand(inputs: Iterable[str | os.PathLike]) -> Iterator[Path]:
@@ -142,22 +167,122 @@ def expand(inputs: Iterable[str | os.PathLike]) -> Iterator[Path]:
                 yield p
 
 
-def _audit_path(args: tuple[str, Settings]) -> Verdict:
-    path, s = args
-    return audit_file(path, s)
-
-
 def audit_many(inputs: Iterable[str | os.PathLike], *, settings: Settings | None = None,
-               workers: int = 1) -> Iterator[Verdict]:
+               workers: int = 1, detector: bool = True) -> Iterator[Verdict]:
     """Audit every file that `inputs` name, yielding Verdicts in input order as they finish.
 
-    `workers` > 1 audits in that many local processes.
+    Files run in `workers` local processes, each loading its models once. Inputs are streamed:
+    at most a few per worker are read ahead, so a folder of a million files is never a list in
+    memory. A file still running after `settings.audit_timeout_s` becomes an `error` verdict
+    (code "timeout") and its worker is replaced; a worker that dies becomes an `error` verdict
+    for its file. With `audit_timeout_s = 0` and one worker, files run in this process.
     """
     s = settings or load_settings()
     paths = (str(p) for p in expand(inputs))
-    if workers <= 1:
+    if workers <= 1 and not s.audit_timeout_s:
         for p in paths:
-            yield audit_file(p, s)
+            yield audit_file(p, s, detector=detector)
         return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        yield from pool.map(_audit_path, ((p, s) for p in paths), chunksize=1)
+    with AuditPool(max(1, workers), s, detector) as pool:
+        yield from pool.map(paths)
+
+
+def _worker_loop(conn, settings: Settings, detector: bool) -> None:
+    while (job := conn.recv()) is not None:
+        i, path = job
+        conn.send((i, audit_file(path, settings, detector=detector).to_dict()))
+
+
+class AuditPool:
+    """Worker processes that audit one file at a time, with a per-file time limit."""
+
+    def __init__(self, workers: int, settings: Settings, detector: bool = True):
+        import multiprocessing as mp
+
+        self.ctx = mp.get_context("forkserver")
+        self.ctx.set_forkserver_preload(["trustframe.service.audit"])
+        self.n, self.s, self.detector = workers, settings, detector
+        self.slots: list[dict] = []
+
+    def _start(self) -> dict:
+        parent, child = self.ctx.Pipe()
+        proc = self.ctx.Process(target=_worker_loop, args=(child, self.s, self.detector), daemon=True)
+        proc.start()
+        child.close()
+        return {"proc": proc, "conn": parent, "job": None, "since": 0.0}
+
+    def __enter__(self) -> AuditPool:
+        self.slots = [self._start() for _ in range(self.n)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for slot in self.slots:
+            with contextlib.suppress(OSError):
+                slot["conn"].send(None)
+        for slot in self.slots:
+            slot["proc"].join(2)
+            if slot["proc"].is_alive():
+                slot["proc"].kill()
+                slot["proc"].join()
+            slot["conn"].close()
+
+    def _replace(self, k: int) -> None:
+        old = self.slots[k]
+        old["proc"].kill()
+        old["proc"].join()
+        old["conn"].close()
+        self.slots[k] = self._start()
+
+    def map(self, paths: Iterable[str]) -> Iterator[Verdict]:
+        import time
+        from multiprocessing.connection import wait
+
+        limit = self.s.audit_timeout_s or None
+        paths = iter(paths)
+        done: dict[int, Verdict] = {}
+        next_out = next_in = 0
+        exhausted = False
+        while True:
+            for slot in self.slots:  # feed idle workers, reading ahead a bounded amount
+                if slot["job"] is None and not exhausted and len(done) < 8 * self.n:
+                    p = next(paths, None)
+                    if p is None:
+                        exhausted = True
+                        break
+                    slot["job"], slot["since"] = (next_in, p), time.monotonic()
+                    slot["conn"].send(slot["job"])
+                    next_in += 1
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+            busy = [k for k, slot in enumerate(self.slots) if slot["job"] is not None]
+            if not busy:
+                if exhausted:
+                    return
+                continue
+            now = time.monotonic()
+            first_due = min(self.slots[k]["since"] for k in busy) + (limit or 0)
+            wait_s = None if limit is None else max(0.0, first_due - now)
+            ready = wait([self.slots[k]["conn"] for k in busy], timeout=wait_s)
+            for k in busy:
+                slot = self.slots[k]
+                i, path = slot["job"]
+                if slot["conn"] in ready:
+                    try:
+                        j, d = slot["conn"].recv()
+                        done[j] = Verdict.model_validate(d)
+                        slot["job"] = None
+                        continue
+                    except (EOFError, OSError):
+                        done[i] = _error_verdict(path, "internal-error", "its worker process died")
+                elif limit is not None and time.monotonic() - slot["since"] >= limit:
+                    done[i] = _error_verdict(path, "timeout", f"not audited within {limit:g} s "
+                                             "(audit_timeout_s)")
+                else:
+                    continue
+                self._replace(k)
+
+
+def _error_verdict(path: str, code: str, message: str) -> Verdict:
+    return Verdict(file=path, label="error", reasons=[f"could not audit: {message}"],
+                   error=ErrorSection(code=code, message=message))

@@ -88,12 +88,16 @@ def sign(
         r = protect_file(src, output, source_type=source, payload=payload, title=title, settings=s)
     else:
         r = sign_file(src, output, source_type=source, title=title, ingredient=ingredient, settings=s)
-    info = {"output": str(r.path), "manifest_id": r.manifest_id, "payload": r.payload}
+    info = {"output": str(r.path), "manifest_id": r.manifest_id, "payload": r.payload,
+            "watermark_verified": r.watermark_verified}
     if as_json:
         _emit_json(info)
     else:
         typer.echo(f"signed {r.path} (manifest {r.manifest_id})"
-                   + (f", watermark payload {r.payload}" if r.payload else ""))
+                   + (f", watermark payload {r.payload} (verified on the written file)" if r.payload else ""))
+    if r.watermark_verified is False:
+        typer.echo("warning: the watermark could not be read back from the written file, so the manifest "
+                   "carries no soft binding: a copy stripped of its manifest cannot be recovered", err=True)
 
 
 def audit(
@@ -102,6 +106,8 @@ def audit(
     fail_on: str | None = typer.Option(None, help="Comma-separated labels that make the exit code 1, "
                                        "e.g. ai-generated,tampered."),
     workers: int = typer.Option(1, min=1, help="Audit in this many local processes."),
+    detector: bool = typer.Option(True, "--detector/--no-detector",
+                                  help="Score files with the AI-video detector (default) or skip it."),
 ) -> None:
     """Audit files for AI provenance: C2PA credentials, watermark, detector -> one label each.
 
@@ -125,7 +131,7 @@ def audit(
 
     with Progress(console=err, transient=True, disable=not show_progress) as progress:
         task = progress.add_task("auditing", total=total)
-        for v in audit_many(paths, settings=s, workers=workers):
+        for v in audit_many(paths, settings=s, workers=workers, detector=detector):
             labels.append(v.label)
             if as_json:
                 typer.echo(v.to_json())

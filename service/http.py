@@ -117,10 +117,38 @@ def _install_problem_handlers(app: FastAPI) -> None:
                            code=exc.code)
         return problem(exc.status, str(exc), code=exc.code)
 
-    @app.exception_handler(Exception)
-    async def unexpected_error(_: Request, exc: Exception) -> JSONResponse:
-        # Starlette re-raises after this, so the server logs the traceback; the client gets none.
-        return problem(500, "internal error; see the server log")
+
+
+class UnexpectedErrors:
+    """ASGI middleware: an exception that escapes a route becomes a problem+json 500, logged here.
+
+    Starlette's own `Exception` handler re-raises after answering, and the server then tore the
+    keep-alive connection down, so the next request on it (another client's, behind a proxy)
+    failed with a reset. Here nothing is re-raised once the 500 is sent, and the response says
+    `Connection: close` so the client opens a fresh connection instead of reusing this one.
+    """
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = False
+
+        async def watch(message):
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            if started:  # the response is on its way: nothing valid can be sent any more
+                raise
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            await problem(500, "internal error; see the server log",
+                          headers={"Connection": "close"})(scope, receive, send)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -332,6 +360,39 @@ async def audit_upload(request: Request, settings: Settings = Depends(get_settin
         name = PurePosixPath((filename or "").replace("\\", "/")).name or path.name
         verdict = await run_in_threadpool(audit, path, settings=settings, filename=name)
     return JSONResponse(verdict.to_dict())
+
+
+def heatmap_png(path: Path, settings: Settings) -> bytes:
+    """The detector's heat map of a file: its highest-scoring frame with P(AI) per 8x8 patch
+    painted over it, as PNG bytes. Raises TrustFrameError for media it cannot read or score."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from trustframe.detector.api import heatmap_overlay, load
+
+    frames = media.read(path, max_frames=settings.audit_frames, settings=settings)
+    r = load(settings.detector_preset).score(frames, heatmap=True)
+    top = int(np.flatnonzero(np.asarray(frames.indices) == r.top_frame)[0])
+    buf = io.BytesIO()
+    Image.fromarray(heatmap_overlay(frames.data[top], r.heatmap)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@audit_router.post(
+    "/v1/detector/heatmap", dependencies=[Depends(require_api_key)],
+    summary="The detector's heat map of one uploaded image or video (PNG)",
+    responses={200: {"content": {"image/png": {}}, "description": "the highest-scoring frame, "
+                     "P(AI-generated) per 8x8 patch painted over it (transparent = 0, red = 1)"},
+               413: _problem_doc("Upload larger than `upload_max_bytes`"),
+               415: _problem_doc("Not an image or video"), 422: _problem_doc("Unreadable media"),
+               **AUTH_PROBLEMS},
+    openapi_extra=UPLOAD_BODY)
+async def detector_heatmap(request: Request, settings: Settings = Depends(get_settings)) -> Response:
+    async with spooled_upload(request, settings.upload_max_bytes) as (path, _):
+        png = await run_in_threadpool(heatmap_png, path, settings)
+    return Response(png, media_type="image/png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -596,6 +657,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = s
     app.state.repository = None
     _install_problem_handlers(app)
+    app.add_middleware(UnexpectedErrors)
     app.include_router(audit_router)
     app.include_router(softbinding_router, prefix="/v1")
     if s.cors_origins:

@@ -7,6 +7,7 @@ under it — so a copy whose manifest was stripped is resolved through its water
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from trustframe import media
@@ -30,7 +31,10 @@ def write_and_sign(marked: media.Frames, dst: str | Path, payload: str, *, sourc
                    extra_assertions: list[dict] = ()) -> SignResult:
     """Encode watermarked frames, sign them with the payload as soft binding, register the manifest.
 
-    Nothing appears under `dst` unless every step succeeded; the unsigned file is always removed.
+    The payload is bound only if the watermark reads back from the encoded file
+    (`watermark_reads_back`); otherwise the file is signed without a soft binding and the result
+    says `watermark_verified=False`. Nothing appears under `dst` unless every step succeeded; the
+    unsigned file is always removed.
     """
     from trustframe.watermark import ALG
 
@@ -38,10 +42,25 @@ def write_and_sign(marked: media.Frames, dst: str | Path, payload: str, *, sourc
     dst.parent.mkdir(parents=True, exist_ok=True)
     with media.scratch_path(suffix=dst.suffix, dir=dst.parent) as unsigned:
         media.write(marked, unsigned)
-        return sign_file(unsigned, dst, source_type=source_type, title=title or dst.name,
-                         ingredient=ingredient, soft_binding=(ALG, payload),
-                         software_agent=software_agent, extra_assertions=extra_assertions,
-                         settings=settings, repository=repository)
+        verified = watermark_reads_back(unsigned, payload, settings)
+        r = sign_file(unsigned, dst, source_type=source_type, title=title or dst.name,
+                      ingredient=ingredient, soft_binding=(ALG, payload) if verified else None,
+                      software_agent=software_agent, extra_assertions=extra_assertions,
+                      settings=settings, repository=repository)
+    return dataclasses.replace(r, watermark_verified=verified)
+
+
+def watermark_reads_back(path: Path, payload: str, settings: Settings) -> bool:
+    """Whether the written file, read as an auditor reads it, yields the watermark and `payload`.
+
+    The manifest binds a payload only when this holds: a soft binding that cannot be read back
+    would promise a recovery that can never happen.
+    """
+    from trustframe.watermark import detect
+
+    r = detect(media.read(path, max_frames=settings.audit_frames, settings=settings),
+               key=watermark_key(settings))
+    return bool(r.detected and r.payload == payload)
 
 
 def protect_frames(frames: media.Frames, dst: str | Path, *, source_type: str,

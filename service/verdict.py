@@ -46,9 +46,23 @@ class WatermarkSection(BaseModel):
     alg: str
 
 
+class FrameScore(BaseModel):
+    time_s: float = Field(description="seconds from the start (0 for an image)")
+    frame: int = Field(description="source frame number")
+    score: float = Field(description="calibrated P(AI-generated) of this frame")
+
+
 class DetectorSection(BaseModel):
-    score: float = Field(description="calibrated P(AI-generated)")
+    score: float = Field(description="calibrated P(AI-generated) of the file")
+    label: Literal["likely-ai", "uncertain", "likely-real"] = Field(
+        description="likely-ai at or above `threshold`; uncertain in the band below it down to the "
+        "10 %-false-positive point; likely-real below")
+    threshold: float = Field(description="the score at which `label` becomes likely-ai")
+    threshold_fpr: float = Field(description="false-positive rate on real footage the threshold was "
+                                 "fixed for (0.01)")
     model: str
+    frames: list[FrameScore] = Field(default_factory=list, description="per-frame scores, in time order")
+    top_frame: int | None = Field(None, description="source frame number that scored highest")
 
 
 class ErrorSection(BaseModel):
@@ -66,6 +80,9 @@ class Verdict(BaseModel):
     label: Label
     reasons: list[str] = Field(default_factory=list)
     provenance: ProvenanceSection | None = None
+    recovered_provenance: ProvenanceSection | None = Field(
+        None, description="the manifest the watermark resolves to, when the file's own manifest "
+        "fails validation (label tampered): shown beside it, never in its place")
     watermark: WatermarkSection | None = None
     detector: DetectorSection | None = None
     error: ErrorSection | None = None
@@ -78,16 +95,20 @@ class Verdict(BaseModel):
 
 
 def decide_label(p: ProvenanceSection | None, wm: WatermarkSection | None,
-                 det: DetectorSection | None, detector_threshold: float = 0.9
-                 ) -> tuple[str, list[str]]:
+                 det: DetectorSection | None, *,
+                 recovered: ProvenanceSection | None = None) -> tuple[str, list[str]]:
     """Signals -> (label, reasons). First matching rule wins:
 
-    1. tampered: an embedded manifest fails validation (hash mismatch, bad signature, malformed).
+    1. tampered: an embedded manifest fails validation (hash mismatch, bad signature, malformed),
+       whatever else the file carries: a manifest the watermark resolves to (`recovered`) is
+       reported beside it, and does not replace it.
     2. ai-generated: a trusted manifest (embedded, or recovered through the watermark) declares
        generative AI.
     3. likely-ai-generated: a valid but untrusted manifest declares AI; or our watermark is
-       detected without a trusted AI manifest; or the detector's calibrated P(AI) is at least
-       `detector_threshold`.
+       detected without a trusted AI manifest; or, when no trusted manifest speaks for the file,
+       the detector says likely-ai (its score at or above the threshold fixed at 1 % false
+       positives on real footage). The detector never overrides a trusted manifest or a
+       detected watermark.
     4. no-evidence: none of the above (credentials declaring a camera capture land here too:
        they are evidence of provenance, not of AI).
     """
@@ -105,6 +126,11 @@ def decide_label(p: ProvenanceSection | None, wm: WatermarkSection | None,
             reasons.append(f"C2PA manifest ({where}) is {p.state}{by}; declares {kinds}")
         if p.remote_url and p.state is not None:
             reasons.append(f"manifest points to a remote URL (not fetched): {p.remote_url}")
+    if recovered is not None:
+        by = f" signed by {recovered.signer!r}" if recovered.signer else ""
+        kinds = ", ".join(recovered.digital_source_types) or "no digitalSourceType"
+        reasons.append(f"the watermark resolves to a C2PA manifest in the repository ({recovered.state}{by}; "
+                       f"declares {kinds}), but this file's own manifest no longer matches it")
     if wm is not None:
         if wm.detected:
             tail = f", payload {wm.payload}" if wm.payload else ", payload not decodable"
@@ -112,7 +138,11 @@ def decide_label(p: ProvenanceSection | None, wm: WatermarkSection | None,
         else:
             reasons.append(f"no TrustFrame watermark (p = {wm.p_value:.2g})")
     if det is not None:
-        reasons.append(f"detector P(AI-generated) = {det.score:.2f} ({det.model})")
+        verdict = {"likely-ai": "looks AI-generated", "uncertain": "is uncertain",
+                   "likely-real": "finds no sign of AI generation"}[det.label]
+        reasons.append(f"the detector {verdict}: P(AI-generated) = {det.score:.2f} (flags at "
+                       f"{det.threshold:.2f}, set for {det.threshold_fpr:.0%} false positives on real "
+                       f"footage; {det.model})")
 
     if p is not None and p.present and p.state == "invalid" and not p.recovered:
         return "tampered", reasons
@@ -122,7 +152,8 @@ def decide_label(p: ProvenanceSection | None, wm: WatermarkSection | None,
         return "likely-ai-generated", reasons
     if wm is not None and wm.detected:
         return "likely-ai-generated", reasons
-    if det is not None and det.score >= detector_threshold:
+    trusted = p is not None and p.present and p.state == "trusted"
+    if det is not None and det.label == "likely-ai" and not trusted:
         return "likely-ai-generated", reasons
     if not reasons:
         reasons.append("no Content Credentials, watermark or detector evidence")

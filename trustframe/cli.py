@@ -46,6 +46,9 @@ def _mount() -> None:
     from trustframe.generator.cli import generate
 
     app.command()(generate)
+    from trustframe.detector.cli import register as register_detector
+
+    register_detector(app)
     try:
         from trustframe.watermark.cli import app as watermark_app
     except ImportError:  # the watermark component is not installed in this build

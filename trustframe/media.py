@@ -186,16 +186,22 @@ def _probe_video(path: Path, media_type: str, size: int) -> MediaInfo:
         if not c.streams.video:
             raise UnsupportedMedia(f"{path.name}: container has no video stream")
         st = c.streams.video[0]
-        w, h = st.codec_context.width, st.codec_context.height
-        fps = float(st.average_rate or st.guessed_rate or 0) or 0.0
-        if st.duration is not None and st.time_base is not None:
-            duration = float(st.duration * st.time_base)
-        elif c.duration is not None:
-            duration = c.duration / 1_000_000
-        else:
-            duration = 0.0
-        frames = st.frames or round(duration * fps)
-        codec = st.codec_context.name
+        cc = st.codec_context
+        if cc is None:  # a stream whose codec parameters the demuxer could not make sense of
+            raise CorruptMedia(f"{path.name}: video stream has no decodable codec parameters")
+        w, h = cc.width, cc.height
+        try:
+            fps = float(st.average_rate or st.guessed_rate or 0) or 0.0
+            if st.duration is not None and st.time_base is not None:
+                duration = float(st.duration * st.time_base)
+            elif c.duration is not None:
+                duration = c.duration / 1_000_000
+            else:
+                duration = 0.0
+            frames = st.frames or round(duration * fps)
+        except (ArithmeticError, ValueError, TypeError) as e:  # e.g. a zero or absurd time base
+            raise CorruptMedia(f"{path.name}: video stream declares impossible timing: {e}") from e
+        codec = cc.name
     if w <= 0 or h <= 0:
         raise CorruptMedia(f"{path.name}: video stream declares no frame size")
     return MediaInfo(media_type, w, h, int(frames), fps, duration, size, codec)
@@ -293,19 +299,52 @@ def _read_video_av(path: Path, info: MediaInfo, max_frames: int | None, s: Setti
     return Frames(np.stack(out), info.fps, str(path), info.media_type, idx, count)
 
 
+TEMP_PREFIX = ".trustframe-"  # every temporary file we create: "<prefix><pid>-<random>.part<suffix>"
+
+
+def _owner_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def sweep_stale(directory: str | os.PathLike) -> list[Path]:
+    """Remove temporary files of ours in `directory` whose process is gone (a crash, a kill -9).
+
+    Returns what was removed. A file of a process still running is left alone.
+    """
+    removed = []
+    for p in Path(directory).glob(f"{TEMP_PREFIX}*"):
+        pid = p.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _owner_alive(int(pid)):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
+def temp_file(suffix: str = "", dir: str | os.PathLike | None = None) -> Path:
+    """Create an empty temporary file named as ours (so `sweep_stale` can tell it from others)."""
+    fd, tmp = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", suffix=".part" + suffix, dir=dir)
+    os.close(fd)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside `final`; rename it onto `final` only if the block succeeds.
 
     An interrupted or failing write never leaves a partial file under the final name, and the
-    temporary file is removed whatever happens.
+    temporary file is removed whatever happens; one left by a killed process is swept by the
+    next write into the same folder.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.stem}.", suffix=final.suffix + ".part",
-                               dir=final.parent)
-    os.close(fd)
-    tmp = Path(tmp)
+    sweep_stale(final.parent)
+    tmp = temp_file(final.suffix, final.parent)
     try:
         yield tmp
         os.replace(tmp, final)
@@ -380,13 +419,17 @@ def encode_video(data: np.ndarray, path, *, fps: float = 24.0, crf: int = 18, co
 
 @contextlib.contextmanager
 def scratch_path(suffix: str = "", dir: str | os.PathLike | None = None) -> Iterator[Path]:
-    """A fresh temporary file path (created empty), deleted when the block ends, whatever happens."""
-    fd, tmp = tempfile.mkstemp(prefix=".trustframe-", suffix=suffix, dir=dir)
-    os.close(fd)
+    """A fresh temporary file path (created empty), deleted when the block ends, whatever happens.
+
+    Its name ends in `suffix`, so writers that choose the format by extension work on it.
+    """
+    if dir is not None:
+        sweep_stale(dir)
+    tmp = temp_file(suffix, dir)
     try:
-        yield Path(tmp)
+        yield tmp
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

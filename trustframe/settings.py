@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     max_duration_s: float = 3600.0
     # Frames the audit samples from a video (evenly spaced) for the watermark and detector.
     audit_frames: int = 32
+    # Per-file time limit of a batch audit (seconds; 0 = none): a file still running becomes an
+    # `error` verdict with code "timeout", and its worker process is replaced.
+    audit_timeout_s: float = 300.0
+    # The detector preset the audit scores files with.
+    detector_preset: str = "tfdet-s"
 
     # Signing. Default: the local chain made by `trustframe keys init`. Or the user's own PEMs.
     signer_cert: Path | None = None  # PEM chain, signer first

@@ -1,0 +1,236 @@
+"""Scoring files with the detector: `load("tfdet-s").score(frames) -> DetectorResult`.
+
+A clip is scored on up to `max_frames` frames spread over it; each frame on up to `max_tiles`
+native-resolution tiles (no resize: it would erase the decoder's trace). A frame's logit is the
+mean of its tiles' patch logits, a clip's the mean of its frames'. Calibration (isotonic, fitted
+on a split training never saw) maps a logit to P(AI-generated); the label compares the logit with
+two thresholds fixed on real footage: `likely-ai` at 1 % false positives, `uncertain` between
+that and 10 %, `likely-real` below.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+
+from trustframe.detector.model import STRIDE, DetectorConfig, DetectorNet
+from trustframe.errors import ConfigError, TrustFrameError, UnsupportedMedia
+from trustframe.media import Frames
+
+DEFAULT_PRESET = "tfdet-s"
+MIN_SIDE = 32  # px: smaller frames carry too few patches to score
+
+
+@dataclass
+class Calibration:
+    """Logit -> P(AI-generated) (isotonic knots) and the label thresholds, as logits."""
+
+    x: list[float]
+    y: list[float]
+    threshold_logit: float  # false-positive rate `fpr` on real calibration footage
+    uncertain_logit: float  # false-positive rate `uncertain_fpr`
+    fpr: float = 0.01
+    uncertain_fpr: float = 0.10
+
+    def prob(self, logit) -> np.ndarray:
+        return np.interp(np.asarray(logit, dtype=np.float64), self.x, self.y)
+
+    @classmethod
+    def fit(
+        cls, real_logits: np.ndarray, fake_logits: np.ndarray, fpr: float = 0.01, uncertain_fpr: float = 0.10
+    ) -> Calibration:
+        from sklearn.isotonic import IsotonicRegression
+
+        logits = np.concatenate([real_logits, fake_logits]).astype(np.float64)
+        labels = np.concatenate([np.zeros(len(real_logits)), np.ones(len(fake_logits))])
+        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(logits, labels)
+        return cls(
+            x=[float(v) for v in iso.X_thresholds_],
+            y=[float(v) for v in iso.y_thresholds_],
+            threshold_logit=float(np.quantile(real_logits, 1 - fpr)),
+            uncertain_logit=float(np.quantile(real_logits, 1 - uncertain_fpr)),
+            fpr=fpr,
+            uncertain_fpr=uncertain_fpr,
+        )
+
+    def label(self, logit: float) -> str:
+        if logit >= self.threshold_logit:
+            return "likely-ai"
+        return "uncertain" if logit >= self.uncertain_logit else "likely-real"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class DetectorResult:
+    score: float  # calibrated P(AI-generated) of the whole file
+    label: str  # likely-ai / uncertain / likely-real
+    threshold: float  # P at the 1 %-FPR threshold
+    threshold_fpr: float
+    model: str
+    frames: list[dict] = field(default_factory=list)  # [{"time_s", "frame", "score"}], in order
+    top_frame: int | None = None  # source frame number that scored highest
+    heatmap: np.ndarray | None = field(default=None, repr=False)  # top frame's P map (h/8, w/8)
+
+
+def to_tensor(a: np.ndarray) -> torch.Tensor:
+    """uint8 (..., H, W, 3) -> float (..., 3, H, W) in [-1, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(a)).float().div(127.5).sub(1).movedim(-1, -3).contiguous()
+
+
+def tile_origins(h: int, w: int, tile: int) -> list[tuple[int, int]]:
+    """Top-left corners of a grid of `tile`-sized tiles covering an h x w frame (overlapping at
+    the far edges), on multiples of STRIDE where possible."""
+
+    def axis(n):
+        k = -(-n // tile)
+        return sorted({min(n - tile, (round(v) // STRIDE) * STRIDE) for v in np.linspace(0, n - tile, k)})
+
+    return [(y, x) for y in axis(h) for x in axis(w)]
+
+
+class Detector:
+    def __init__(
+        self,
+        net: DetectorNet,
+        calibration: Calibration,
+        name: str,
+        *,
+        max_frames: int = 8,
+        tile: int = 128,
+        max_tiles: int = 4,
+    ):
+        self.net, self.calibration, self.name = net.eval(), calibration, name
+        self.max_frames, self.tile, self.max_tiles = max_frames, tile, max_tiles
+
+    @torch.no_grad()
+    def logits(
+        self, frame: np.ndarray, prev: np.ndarray, *, all_tiles: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One frame (uint8 HW3) and its predecessor -> (tile logits (k,), patch logit map with NaN
+        where no tile was scored (H/8, W/8))."""
+        h, w = frame.shape[:2]
+        tile = min(self.tile, (h // STRIDE) * STRIDE, (w // STRIDE) * STRIDE)
+        origins = tile_origins(h, w, tile)
+        if not all_tiles and len(origins) > self.max_tiles:
+            origins = [
+                origins[i] for i in np.linspace(0, len(origins) - 1, self.max_tiles).round().astype(int)
+            ]
+        cur = np.stack([frame[y : y + tile, x : x + tile] for y, x in origins])
+        pre = np.stack([prev[y : y + tile, x : x + tile] for y, x in origins])
+        maps = self.net(to_tensor(cur), to_tensor(pre))[:, 0].numpy()  # (k, tile/8, tile/8)
+        heat = np.full((h // STRIDE, w // STRIDE), np.nan, np.float32)
+        for (y, x), m in zip(origins, maps, strict=True):
+            heat[y // STRIDE : y // STRIDE + m.shape[0], x // STRIDE : x // STRIDE + m.shape[1]] = m
+        return maps.mean(axis=(1, 2)), heat
+
+    def _check(self, frames: Frames) -> None:
+        if min(frames.height, frames.width) < MIN_SIDE:
+            raise UnsupportedMedia(
+                f"{frames.width}x{frames.height} is too small for the detector (it needs at least "
+                f"{MIN_SIDE} px a side)"
+            )
+
+    @staticmethod
+    def _prev(frames: Frames, i: int) -> int:
+        """The frame just before frame i, or i itself when there is none (an image, a sampled read)."""
+        idx = np.asarray(frames.indices)
+        return i - 1 if i > 0 and idx[i] - idx[i - 1] == 1 else i
+
+    def frame_logits(self, frames: Frames) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in `frames` scored, their logits): up to `max_frames`, evenly spread."""
+        self._check(frames)
+        n = len(frames)
+        picks = np.unique(np.linspace(0, n - 1, min(n, self.max_frames)).round().astype(int))
+        logits = [
+            float(self.logits(frames.data[i], frames.data[self._prev(frames, i)])[0].mean()) for i in picks
+        ]
+        return picks, np.array(logits)
+
+    def logit(self, frames: Frames) -> float:
+        """The file's logit: the mean of its frames'."""
+        return float(self.frame_logits(frames)[1].mean())
+
+    def score(self, frames: Frames, *, heatmap: bool = False) -> DetectorResult:
+        """Score decoded frames. Raises UnsupportedMedia for frames smaller than MIN_SIDE."""
+        picks, frame_logits = self.frame_logits(frames)
+        idx = np.asarray(frames.indices)
+        clip_logit = float(frame_logits.mean())
+        rows = [
+            {
+                "time_s": round(float(idx[i] / frames.fps) if frames.fps else 0.0, 3),
+                "frame": int(idx[i]),
+                "score": round(float(p), 4),
+            }
+            for i, p in zip(picks, self.calibration.prob(frame_logits), strict=True)
+        ]
+        best = int(picks[int(np.argmax(frame_logits))])
+        heat = None
+        if heatmap:
+            _, m = self.logits(frames.data[best], frames.data[self._prev(frames, best)], all_tiles=True)
+            heat = self.calibration.prob(m).astype(np.float32)
+            heat[np.isnan(m)] = np.nan
+        c = self.calibration
+        return DetectorResult(
+            score=float(c.prob(clip_logit)),
+            label=c.label(clip_logit),
+            threshold=float(c.prob(c.threshold_logit)),
+            threshold_fpr=c.fpr,
+            model=self.name,
+            frames=rows,
+            top_frame=int(idx[best]),
+            heatmap=heat,
+        )
+
+
+def detector_from_checkpoint(state_dict: dict, card: dict, name: str) -> Detector:
+    net = DetectorNet(DetectorConfig.from_dict(card["config"]))
+    net.load_state_dict(state_dict)
+    return Detector(net, Calibration(**card["calibration"]), name, **card.get("scoring", {}))
+
+
+@functools.lru_cache(maxsize=2)
+def load(name: str = DEFAULT_PRESET) -> Detector:
+    """A shipped detector preset by name, or a `.safetensors` path with its `.json` card beside
+    it (what `trustframe detector train` writes); loaded once per process, never unpickled."""
+    import json
+    from pathlib import Path
+
+    from trustframe.weights import load_checkpoint
+
+    if name.endswith(".safetensors"):
+        from safetensors.torch import load_file
+
+        path = Path(name).expanduser()
+        if not path.is_file() or not path.with_suffix(".json").is_file():
+            raise ConfigError(f"{path}: no detector weights with a .json card beside them")
+        state, card, name = load_file(str(path)), json.loads(path.with_suffix(".json").read_text()), path.stem
+    else:
+        ck = load_checkpoint("detector", name)
+        state, card = ck.state_dict, ck.card
+    try:
+        return detector_from_checkpoint(state, card, name)
+    except (KeyError, RuntimeError, TypeError) as e:
+        raise TrustFrameError(f"detector preset {name!r} is damaged: {e}") from e
+
+
+def heatmap_overlay(frame: np.ndarray, heat: np.ndarray) -> np.ndarray:
+    """The frame (uint8 HW3) with P(AI) per patch painted over it: transparent at 0, red at 1;
+    patches not scored stay as they are. Returns uint8 HW3."""
+    import cv2
+
+    h, w = frame.shape[:2]
+    big = cv2.resize(
+        np.nan_to_num(heat, nan=-1.0), (w - w % STRIDE, h - h % STRIDE), interpolation=cv2.INTER_NEAREST
+    )
+    big = np.pad(big, ((0, h - big.shape[0]), (0, w - big.shape[1])), constant_values=-1.0)
+    alpha = np.where(big >= 0, 0.15 + 0.5 * np.clip(big, 0, 1), 0.0)[..., None]
+    colour = np.stack(
+        [255 * np.clip(big, 0, 1), 64 * (1 - np.clip(big, 0, 1)), 255 * (1 - np.clip(big, 0, 1))], -1
+    )
+    grey = frame.mean(axis=2, keepdims=True).repeat(3, axis=2) * 0.6 + frame * 0.4
+    return np.clip(grey * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)

