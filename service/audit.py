@@ -7,7 +7,6 @@ behalf (remote manifest URLs are reported, not fetched).
 
 from __future__ import annotations
 
-import contextlib
 import glob
 import hashlib
 import logging
@@ -175,7 +174,8 @@ def audit_many(inputs: Iterable[str | os.PathLike], *, settings: Settings | None
     at most a few per worker are read ahead, so a folder of a million files is never a list in
     memory. A file still running after `settings.audit_timeout_s` becomes an `error` verdict
     (code "timeout") and its worker is replaced; a worker that dies becomes an `error` verdict
-    for its file. With `audit_timeout_s = 0` and one worker, files run in this process.
+    for its file. With `audit_timeout_s = 0` and one worker, files run in this process. The
+    processes: `trustframe.service.workers.AuditPool`.
     """
     s = settings or load_settings()
     paths = (str(p) for p in expand(inputs))
@@ -183,106 +183,7 @@ def audit_many(inputs: Iterable[str | os.PathLike], *, settings: Settings | None
         for p in paths:
             yield audit_file(p, s, detector=detector)
         return
+    from trustframe.service.workers import AuditPool
+
     with AuditPool(max(1, workers), s, detector) as pool:
         yield from pool.map(paths)
-
-
-def _worker_loop(conn, settings: Settings, detector: bool) -> None:
-    while (job := conn.recv()) is not None:
-        i, path = job
-        conn.send((i, audit_file(path, settings, detector=detector).to_dict()))
-
-
-class AuditPool:
-    """Worker processes that audit one file at a time, with a per-file time limit."""
-
-    def __init__(self, workers: int, settings: Settings, detector: bool = True):
-        import multiprocessing as mp
-
-        self.ctx = mp.get_context("forkserver")
-        self.ctx.set_forkserver_preload(["trustframe.service.audit"])
-        self.n, self.s, self.detector = workers, settings, detector
-        self.slots: list[dict] = []
-
-    def _start(self) -> dict:
-        parent, child = self.ctx.Pipe()
-        proc = self.ctx.Process(target=_worker_loop, args=(child, self.s, self.detector), daemon=True)
-        proc.start()
-        child.close()
-        return {"proc": proc, "conn": parent, "job": None, "since": 0.0}
-
-    def __enter__(self) -> AuditPool:
-        self.slots = [self._start() for _ in range(self.n)]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for slot in self.slots:
-            with contextlib.suppress(OSError):
-                slot["conn"].send(None)
-        for slot in self.slots:
-            slot["proc"].join(2)
-            if slot["proc"].is_alive():
-                slot["proc"].kill()
-                slot["proc"].join()
-            slot["conn"].close()
-
-    def _replace(self, k: int) -> None:
-        old = self.slots[k]
-        old["proc"].kill()
-        old["proc"].join()
-        old["conn"].close()
-        self.slots[k] = self._start()
-
-    def map(self, paths: Iterable[str]) -> Iterator[Verdict]:
-        import time
-        from multiprocessing.connection import wait
-
-        limit = self.s.audit_timeout_s or None
-        paths = iter(paths)
-        done: dict[int, Verdict] = {}
-        next_out = next_in = 0
-        exhausted = False
-        while True:
-            for slot in self.slots:  # feed idle workers, reading ahead a bounded amount
-                if slot["job"] is None and not exhausted and len(done) < 8 * self.n:
-                    p = next(paths, None)
-                    if p is None:
-                        exhausted = True
-                        break
-                    slot["job"], slot["since"] = (next_in, p), time.monotonic()
-                    slot["conn"].send(slot["job"])
-                    next_in += 1
-            while next_out in done:
-                yield done.pop(next_out)
-                next_out += 1
-            busy = [k for k, slot in enumerate(self.slots) if slot["job"] is not None]
-            if not busy:
-                if exhausted:
-                    return
-                continue
-            now = time.monotonic()
-            first_due = min(self.slots[k]["since"] for k in busy) + (limit or 0)
-            wait_s = None if limit is None else max(0.0, first_due - now)
-            ready = wait([self.slots[k]["conn"] for k in busy], timeout=wait_s)
-            for k in busy:
-                slot = self.slots[k]
-                i, path = slot["job"]
-                if slot["conn"] in ready:
-                    try:
-                        j, d = slot["conn"].recv()
-                        done[j] = Verdict.model_validate(d)
-                        slot["job"] = None
-                        continue
-                    except (EOFError, OSError):
-                        done[i] = _error_verdict(path, "internal-error", "its worker process died")
-                elif limit is not None and time.monotonic() - slot["since"] >= limit:
-                    done[i] = _error_verdict(path, "timeout", f"not audited within {limit:g} s "
-                                             "(audit_timeout_s)")
-                else:
-                    continue
-                self._replace(k)
-
-
-def _error_verdict(path: str, code: str, message: str) -> Verdict:
-    return Verdict(file=path, label="error", reasons=[f"could not audit: {message}"],
-                   error=ErrorSection(code=code, message=message))

@@ -105,58 +105,97 @@ def audit(
     as_json: bool = typer.Option(False, "--json", help="One JSON Verdict per line (JSON Lines)."),
     fail_on: str | None = typer.Option(None, help="Comma-separated labels that make the exit code 1, "
                                        "e.g. ai-generated,tampered."),
-    workers: int = typer.Option(1, min=1, help="Audit in this many local processes."),
+    workers: int = typer.Option(1, min=1, help="Audit in this many local processes (Ray actors with "
+                                "--engine ray)."),
     detector: bool = typer.Option(True, "--detector/--no-detector",
                                   help="Score files with the AI-video detector (default) or skip it."),
+    output: Path | None = typer.Option(None, "-o", "--output", help="Append one JSON verdict per line to "
+                                       "this file as files finish, instead of printing them."),
+    resume: bool = typer.Option(False, "--resume", help="Skip files that already have a line in "
+                                "--output (same path, size and mtime)."),
+    by_hash: bool = typer.Option(False, "--by-hash", help="With --resume: skip by content SHA-256 "
+                                 "instead, so renamed or copied files are skipped too."),
+    engine: str = typer.Option("local", help="local (processes on this machine) or ray (Ray Data "
+                               "actors; needs trustframe[ray])."),
+    ray_address: str | None = typer.Option(None, help="With --engine ray: the cluster to join, e.g. "
+                                           "ray://head:10001 or auto (default: start a local Ray)."),
 ) -> None:
     """Audit files for AI provenance: C2PA credentials, watermark, detector -> one label each.
 
     Exit codes: 0 all audited; 1 a label in --fail-on occurred; 3 some file could not be read
-    (3 wins over 1); 2 usage error.
+    (3 wins over 1); 2 usage error. With --resume they reflect the files audited in this run.
     """
-    from trustframe.service.audit import audit_many, expand
+    from trustframe.service import batch
     from trustframe.service.verdict import LABELS
 
     wanted = {x.strip() for x in fail_on.split(",") if x.strip()} if fail_on else set()
     if bad := wanted - set(LABELS):
         raise ConfigError(f"--fail-on: unknown label(s) {', '.join(sorted(bad))}; "
                           f"choose from {', '.join(LABELS)}")
-    s = load_settings()
-    total = sum(1 for _ in expand(paths))
+    if ray_address and engine != "ray":
+        raise ConfigError("--ray-address needs --engine ray")
+    if engine == "ray":
+        from trustframe.service.ray_engine import require_ray
+
+        require_ray()
     err = Console(stderr=True)
     table = Table("file", "label", "reasons", show_lines=False)
-    labels = []
-    show_progress = total > 1 and err.is_terminal
-    from rich.progress import Progress
 
-    with Progress(console=err, transient=True, disable=not show_progress) as progress:
-        task = progress.add_task("auditing", total=total)
-        for v in audit_many(paths, settings=s, workers=workers, detector=detector):
-            labels.append(v.label)
-            if as_json:
-                typer.echo(v.to_json())
-            else:
-                style = LABEL_STYLE.get(v.label, "")
-                table.add_row(v.file, f"[{style}]{v.label}[/]", "; ".join(v.reasons))
-            progress.advance(task)
-    if not as_json:
+    def show(v) -> None:
+        if output is not None:
+            return
+        if as_json:
+            typer.echo(v.to_json())
+        else:
+            table.add_row(v.file, f"[{LABEL_STYLE.get(v.label, '')}]{v.label}[/]", "; ".join(v.reasons))
+
+    summary = batch.Summary()
+    try:
+        batch.run(paths, settings=load_settings(), workers=workers, detector=detector, output=output,
+                  resume=resume, by_hash=by_hash, engine=engine, ray_address=ray_address, on_verdict=show,
+                  summary=summary, progress=err if err.is_terminal else None)
+    except KeyboardInterrupt:
+        err.print(summary.line(), highlight=False, markup=False, soft_wrap=True)
+        raise
+    if output is None and not as_json:
         Console(soft_wrap=False).print(table)
-    if "error" in labels:
+    if output is not None or summary.audited + summary.skipped > 1:
+        err.print(summary.line(), highlight=False, markup=False, soft_wrap=True)
+    if summary.errors:
         raise typer.Exit(3)
-    if wanted.intersection(labels):
+    if wanted.intersection(summary.labels):
         raise typer.Exit(1)
 
 
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, min=1, help="Server processes (uvicorn workers). Each has its own "
+                                "pool of audit_workers audit processes, its own rate-limit buckets and "
+                                "its own /metrics counters (a scrape sees the process that answered)."),
 ) -> None:
-    """Serve the HTTP API: POST /v1/audit, the C2PA soft-binding resolution API, /docs."""
+    """Serve the HTTP API: POST /v1/audit, the C2PA soft-binding resolution API, /metrics, /docs.
+
+    Logs are JSON lines on stderr, one per request. On SIGINT/SIGTERM the server stops accepting,
+    lets requests and audits in flight finish, then stops its audit processes.
+    """
     import uvicorn
 
-    from trustframe.service.http import create_app
+    from trustframe.service.http import create_app, log_config
 
-    uvicorn.run(create_app(load_settings()), host=host, port=port)
+    s = load_settings()  # a configuration error stops here, before any process starts
+    options = {"host": host, "port": port, "log_config": log_config(), "access_log": False}
+    if workers == 1:
+        uvicorn.run(create_app(s), **options)
+    else:  # each worker process builds its own app (settings from the same config and environment)
+        import inspect
+
+        if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
+            # A new worker imports the app and starts its audit processes before it answers
+            # uvicorn's health check; on a busy machine that takes more than the default 5 s,
+            # and the worker would be killed and restarted over and over.
+            options["timeout_worker_healthcheck"] = 30
+        uvicorn.run("trustframe.service.http:create_app", factory=True, workers=workers, **options)
 
 
 def demo(

@@ -6,15 +6,27 @@
 `../shared/specs/c2pa-soft-binding-api.openapi.json`). Every error is an RFC 9457
 `application/problem+json` document; no stack trace ever leaves the process. Served by
 `trustframe serve` as `uvicorn.run(create_app(settings), host=..., port=...)`.
+
+Operations: audits run in a bounded pool of worker processes (`service/workers.py`; a full pool
+and queue answer 503 with Retry-After), `GET /metrics` serves Prometheus metrics from a registry
+per app, every request gets an `X-Request-ID` and one JSON access-log line, and an optional token
+bucket per client answers 429 on `/v1/...` (`rate_limit_per_minute`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import datetime as dt
 import hmac
+import json
 import logging
+import math
 import re
 import tempfile
+import threading
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from http import HTTPStatus
 from pathlib import Path, PurePosixPath
@@ -26,17 +38,22 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from fastapi.security import APIKeyHeader
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel, Field, ValidationError
 from python_multipart.multipart import MultipartParseError, MultipartParser, parse_options_header
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from trustframe import __version__, media
 from trustframe.errors import ConfigError, CorruptMedia, KeysMissing, TrustFrameError, UnsupportedMedia
 from trustframe.provenance.manifest import b64_to_hex
 from trustframe.provenance.repository import ManifestRepository, open_repository
-from trustframe.service.audit import audit
-from trustframe.service.verdict import Verdict
+from trustframe.service.audit import audit as audit_in_process
+from trustframe.service.review import review_router
+from trustframe.service.verdict import LABELS, Verdict
+from trustframe.service.workers import PoolBusy, WorkerPool
 from trustframe.settings import Settings, load_settings
 
 log = logging.getLogger("trustframe.http")
@@ -152,7 +169,171 @@ class UnexpectedErrors:
 
 
 # ---------------------------------------------------------------------------------------------
-# Dependencies: settings, repository, API key
+# Operations: metrics, request ids and access logs
+
+
+access_log = logging.getLogger("trustframe.http.access")
+REQUEST_ID_HEADER = "X-Request-ID"
+REQUEST_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")  # an incoming id is kept if it fits
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # others count as OTHER
+LOG_FIELDS = "trustframe.log"  # ASGI scope key: a dict of extra fields for the request's log line
+UNMATCHED = "unmatched"  # the route label of a request that matched no route (never its raw path)
+HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+AUDIT_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    """The app's Prometheus metrics, in a registry of its own: several apps in one process (tests)
+    never share counters. Label values are bounded: route templates, known methods, statuses,
+    verdict labels and error codes; never a raw path, a file name or a client."""
+
+    def __init__(self, pool: WorkerPool):
+        r = self.registry = CollectorRegistry()
+        self.requests = Counter("trustframe_http_requests", "HTTP requests answered, by route template, "
+                                "method and status", ["route", "method", "status"], registry=r)
+        self.request_seconds = Histogram(
+            "trustframe_http_request_duration_seconds", "Time from a request's arrival to the end of "
+            "its response", ["route", "method"], buckets=HTTP_BUCKETS, registry=r)
+        self.upload_bytes = Counter("trustframe_upload_bytes", "Request body bytes received (uploads, "
+                                    "query documents), by route template", ["route"], registry=r)
+        self.audit_seconds = Histogram(
+            "trustframe_audit_duration_seconds", "Time from handing a spooled upload to the worker pool "
+            "to its verdict, queue wait included", buckets=AUDIT_BUCKETS, registry=r)
+        self.audits = Counter("trustframe_audits", "Audit verdicts, by label", ["label"], registry=r)
+        self.audit_errors = Counter("trustframe_audit_errors", "Verdicts with label error, by error code "
+                                    "(timeout, unsupported-media, ...)", ["code"], registry=r)
+        self.shed = Counter("trustframe_audits_shed", "Audit requests answered 503 because every worker "
+                            "was busy and the queue full", registry=r)
+        self.rate_limited = Counter("trustframe_http_rate_limited", "Requests answered 429 by the "
+                                    "rate limit", registry=r)
+        Gauge("trustframe_audits_in_flight", "Audits running in a worker process",
+              registry=r).set_function(lambda: pool.running)
+        Gauge("trustframe_audits_queued", "Audits admitted and waiting for a worker",
+              registry=r).set_function(lambda: pool.queued)
+        Gauge("trustframe_audit_capacity", "Audits that may run or wait at once (audit_workers + "
+              "audit_queue)", registry=r).set(pool.capacity)
+        for label in LABELS:  # present from the start, at 0
+            self.audits.labels(label=label)
+
+    def audited(self, verdict: Verdict, seconds: float) -> None:
+        self.audit_seconds.observe(seconds)
+        self.audits.labels(label=verdict.label).inc()
+        if verdict.error is not None:
+            self.audit_errors.labels(code=verdict.error.code).inc()
+
+
+def _request_id(scope) -> str:
+    """The client's `X-Request-ID` when it is a sane short token, else a new random one."""
+    for name, value in scope.get("headers", ()):
+        if name == b"x-request-id":
+            rid = value.decode("latin-1")
+            if REQUEST_ID.fullmatch(rid):
+                return rid
+            break
+    return uuid.uuid4().hex
+
+
+def _route_template(scope) -> str:
+    """The matched route's path template, e.g. "/v1/manifests/{manifestId}", never the raw path.
+
+    FastAPI hands routes of an included router their own path without the router's prefix; the
+    prefix is then the part of the path before what the route's pattern matches (our prefixes
+    are literal, so this stays a bounded set of values).
+    """
+    route = scope.get("route")
+    template, pattern = getattr(route, "path", None), getattr(route, "path_regex", None)
+    if not template:
+        return UNMATCHED
+    path = scope.get("path", "")
+    if pattern is not None and not pattern.match(path):
+        for i in range(1, len(path)):
+            if path[i] == "/" and pattern.match(path[i:]):
+                return path[:i] + template
+    return template
+
+
+def log_fields(request: Request) -> dict:
+    """Extra fields for this request's access-log line (the audit puts its label here)."""
+    return request.scope.setdefault(LOG_FIELDS, {})
+
+
+class Telemetry:
+    """ASGI middleware, outermost: gives each request an id (echoed as `X-Request-ID`), counts and
+    times it by route template, and writes one access-log line (JSON under `trustframe serve`):
+    id, method, route template, status, duration, body bytes, client address, and whatever the
+    route added (an audit's label). Never a body, a file name, a header value or a key.
+    """
+
+    def __init__(self, app, metrics: Metrics):
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        started = time.perf_counter()
+        rid = _request_id(scope)
+        fields = scope.setdefault(LOG_FIELDS, {})
+        status, received = 500, 0
+
+        async def counting_receive():
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+            return message
+
+        async def send_with_id(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                MutableHeaders(scope=message).append(REQUEST_ID_HEADER, rid)
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, send_with_id)
+        finally:
+            seconds = time.perf_counter() - started
+            route = _route_template(scope)
+            method = scope["method"] if scope["method"] in METHODS else "OTHER"
+            m = self.metrics
+            m.requests.labels(route=route, method=method, status=str(status)).inc()
+            m.request_seconds.labels(route=route, method=method).observe(seconds)
+            if received:
+                m.upload_bytes.labels(route=route).inc(received)
+            client = scope.get("client")
+            access_log.info("request", extra={"fields": {
+                "request_id": rid, "method": method, "route": route, "status": status,
+                "duration_s": round(seconds, 6), "bytes_in": received,
+                "client": client[0] if client else None, **fields}})
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, msg, the record's `fields`, and `exc` (a
+    traceback, escaped onto the same line) when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {"ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
+               "level": record.levelname.lower(), "logger": record.name, "msg": record.getMessage()}
+        doc.update(getattr(record, "fields", None) or {})
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, default=str)
+
+
+def log_config(level: str = "info") -> dict:
+    """A `logging.config.dictConfig` for uvicorn's `log_config`: the server's and TrustFrame's
+    logs as JSON lines on stderr; uvicorn's own access log is replaced by ours (`access_log=False`)."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
+            "handlers": {"stderr": handler},
+            "loggers": {name: {"handlers": ["stderr"], "level": level.upper(), "propagate": False}
+                        for name in ("trustframe", "uvicorn", "uvicorn.access")}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Dependencies: settings, repository, API key, rate limit
 
 
 def get_settings(request: Request) -> Settings:
@@ -180,6 +361,55 @@ def require_api_key(key: str | None = Security(api_key_scheme),
     if key is None or not hmac.compare_digest(key.encode(), expected):
         raise HTTPException(401, f"missing or wrong {API_KEY_HEADER} header",
                             headers={"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'})
+
+
+class RateLimiter:
+    """Token buckets, one per client: `per_minute` requests a minute, in bursts of up to as many.
+    In-process (each `serve --workers` process counts alone); idle buckets are dropped past
+    `MAX_CLIENTS`."""
+
+    MAX_CLIENTS = 10_000
+
+    def __init__(self, per_minute: int):
+        self.per_minute = per_minute
+        self.rate, self.burst = per_minute / 60.0, float(per_minute)
+        self.buckets: dict[str, tuple[float, float]] = {}  # client -> (tokens, when)
+        self.lock = threading.Lock()
+
+    def take(self, client: str, now: float | None = None) -> float:
+        """0 when `client` may make a request now (and takes its token), else seconds to wait."""
+        now = time.monotonic() if now is None else now
+        with self.lock:
+            tokens, when = self.buckets.get(client, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - when) * self.rate)
+            wait = 0.0 if tokens >= 1 else (1 - tokens) / self.rate
+            self.buckets[client] = (tokens - 1 if tokens >= 1 else tokens, now)
+            if len(self.buckets) > self.MAX_CLIENTS:  # forget the full (idle) buckets
+                self.buckets = {k: (t, w) for k, (t, w) in self.buckets.items()
+                                if t + (now - w) * self.rate < self.burst}
+        return wait
+
+
+def _client(request: Request, settings: Settings) -> str:
+    """The rate limit's client: the configured API key's holder (one bucket for that key), else the
+    client address (also for wrong keys, so that guessing keys is limited too)."""
+    key = request.headers.get(API_KEY_HEADER)
+    if settings.api_key is not None and key is not None and hmac.compare_digest(
+            key.encode(), settings.api_key.get_secret_value().encode()):
+        return "api-key"
+    return "address:" + (request.client.host if request.client else "unknown")
+
+
+async def rate_limit(request: Request, settings: Settings = Depends(get_settings)) -> None:
+    """429 with Retry-After past `rate_limit_per_minute` (off when 0). Checked before the key."""
+    limiter: RateLimiter | None = request.app.state.rate_limiter
+    if limiter is None:
+        return
+    wait = limiter.take(_client(request, settings))
+    if wait:
+        request.app.state.metrics.rate_limited.inc()
+        raise HTTPException(429, f"rate limit of {limiter.per_minute} requests per minute exceeded",
+                            headers={"Retry-After": str(max(1, math.ceil(wait)))})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -346,19 +576,59 @@ def healthz() -> dict:
     return {"status": "ok", "version": __version__}
 
 
+_request_pool: contextvars.ContextVar[WorkerPool | None] = contextvars.ContextVar(
+    "trustframe_audit_pool", default=None)
+
+
+async def audit(path: Path, *, settings: Settings, filename: str) -> Verdict:
+    """The audit behind `POST /v1/audit`: in the calling request's worker pool (raises `PoolBusy`
+    when it is full), or in a thread of this process when called outside a request. The route
+    calls it by this module's name, so an embedding application can wrap or replace it.
+    """
+    pool = _request_pool.get()
+    if pool is None:
+        return await run_in_threadpool(audit_in_process, path, settings=settings, filename=filename)
+    return await pool.submit(path, filename)
+
+
+def _shed(request: Request, retry_after: int, why: str) -> HTTPException:
+    request.app.state.metrics.shed.inc()
+    return HTTPException(503, f"{why}; retry in {retry_after} s", headers={"Retry-After": str(retry_after)})
+
+
 @audit_router.post(
-    "/v1/audit", response_model=Verdict, dependencies=[Depends(require_api_key)],
+    "/v1/audit", response_model=Verdict, dependencies=[Depends(rate_limit), Depends(require_api_key)],
     summary="Audit one uploaded image or video",
-    responses={413: _problem_doc("Upload larger than `upload_max_bytes`"), **AUTH_PROBLEMS},
+    responses={413: _problem_doc("Upload larger than `upload_max_bytes`"),
+               429: _problem_doc("Over `rate_limit_per_minute`; see Retry-After"),
+               503: _problem_doc("Every audit worker busy and the queue full; see Retry-After"),
+               **AUTH_PROBLEMS},
     openapi_extra=UPLOAD_BODY)
 async def audit_upload(request: Request, settings: Settings = Depends(get_settings)) -> Response:
     """Multipart upload in field `file` -> the Verdict (JSON schema "trustframe.verdict/1").
 
-    Unreadable media still gets 200: the audit succeeded and says so with label "error".
+    Unreadable media still gets 200: the audit succeeded and says so with label "error"; so does
+    a file still running after `audit_timeout_s` (error code "timeout"). 503 with Retry-After when
+    `audit_workers` audits run and `audit_queue` wait already (checked before the upload is read,
+    and again when it is handed over).
     """
+    pool: WorkerPool = request.app.state.audit_pool
+    if pool.saturated:  # shed before reading the upload: nothing is spooled for nothing
+        raise _shed(request, pool.retry_after(), "the server is shutting down" if pool.closed
+                    else "all audit workers are busy and the queue is full")
     async with spooled_upload(request, settings.upload_max_bytes) as (path, filename):
         name = PurePosixPath((filename or "").replace("\\", "/")).name or path.name
-        verdict = await run_in_threadpool(audit, path, settings=settings, filename=name)
+        token = _request_pool.set(pool)
+        started = time.perf_counter()
+        try:
+            verdict = await audit(path, settings=settings, filename=name)
+        except PoolBusy as e:
+            raise _shed(request, e.retry_after, str(e)) from None
+        finally:
+            _request_pool.reset(token)
+    request.app.state.metrics.audited(verdict, time.perf_counter() - started)
+    log_fields(request).update({"label": verdict.label}
+                               | ({"error_code": verdict.error.code} if verdict.error else {}))
     return JSONResponse(verdict.to_dict())
 
 
@@ -381,7 +651,7 @@ def heatmap_png(path: Path, settings: Settings) -> bytes:
 
 
 @audit_router.post(
-    "/v1/detector/heatmap", dependencies=[Depends(require_api_key)],
+    "/v1/detector/heatmap", dependencies=[Depends(rate_limit), Depends(require_api_key)],
     summary="The detector's heat map of one uploaded image or video (PNG)",
     responses={200: {"content": {"image/png": {}}, "description": "the highest-scoring frame, "
                      "P(AI-generated) per 8x8 patch painted over it (transparent = 0, red = 1)"},
@@ -455,7 +725,8 @@ class SoftBindingAlgList(BaseModel):
 
 
 softbinding_router = APIRouter(tags=["soft binding"], route_class=SoftBindingRoute,
-                               dependencies=[Depends(require_api_key)], responses=AUTH_PROBLEMS)
+                               dependencies=[Depends(rate_limit), Depends(require_api_key)],
+                               responses=AUTH_PROBLEMS)
 
 
 def _watermark_ships() -> bool:
@@ -644,10 +915,38 @@ def supported_algorithms(repo: ManifestRepository = Depends(get_repository)) -> 
 # The app
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The HTTP app; `settings` default to `load_settings()`. Serves `/docs` and `/openapi.json`."""
+ops_router = APIRouter(include_in_schema=False)
+
+
+@ops_router.get("/metrics")
+def metrics(request: Request) -> Response:
+    """Prometheus metrics (text format, or OpenMetrics when asked). No API key: they hold counts by
+    route template, status and verdict label only; keep the port inside your network."""
+    encoder, content_type = choose_encoder(request.headers.get("accept"))
+    return Response(encoder(request.app.state.metrics.registry), media_type=content_type)
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the audit workers with the server; on shutdown (after uvicorn has let the requests in
+    flight finish) let any audit still queued or running finish, then stop the workers."""
+    pool: WorkerPool = app.state.audit_pool
+    await run_in_threadpool(pool.start)
+    try:
+        yield
+    finally:
+        await run_in_threadpool(pool.close)
+
+
+def create_app(settings: Settings | None = None, *, audit_pool: WorkerPool | None = None) -> FastAPI:
+    """The HTTP app; `settings` default to `load_settings()`. Serves `/docs` and `/openapi.json`.
+
+    Audits run in `audit_pool`, by default `audit_workers` processes behind a queue of
+    `audit_queue`; its processes start with the server (or on first use when no lifespan runs,
+    e.g. a `TestClient` outside a `with` block) and stop with it.
+    """
     s = settings or load_settings()
-    app = FastAPI(title="TrustFrame", version=__version__,
+    app = FastAPI(title="TrustFrame", version=__version__, lifespan=lifespan,
                   description="Audit images and video for AI provenance (C2PA Content Credentials, "
                   "watermark, detector), and resolve soft bindings with the C2PA Soft Binding "
                   "Resolution API under `/v1`. Errors are RFC 9457 problem details.",
@@ -656,11 +955,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                  "description": "C2PA Soft Binding Resolution API 1.0.0"}])
     app.state.settings = s
     app.state.repository = None
+    app.state.audit_pool = audit_pool or WorkerPool(s.audit_workers, s, queue=s.audit_queue)
+    app.state.metrics = Metrics(app.state.audit_pool)
+    app.state.rate_limiter = RateLimiter(s.rate_limit_per_minute) if s.rate_limit_per_minute else None
     _install_problem_handlers(app)
     app.add_middleware(UnexpectedErrors)
     app.include_router(audit_router)
     app.include_router(softbinding_router, prefix="/v1")
+    app.include_router(review_router)  # GET /: the review page
+    app.include_router(ops_router)  # GET /metrics
     if s.cors_origins:
         app.add_middleware(CORSMiddleware, allow_origins=s.cors_origins, allow_methods=["GET", "POST"],
                            allow_headers=[API_KEY_HEADER, "Content-Type"])
+    app.add_middleware(Telemetry, metrics=app.state.metrics)  # outermost: sees every answer
     return app

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
     cors_origins: list[str] = []
     upload_max_bytes: int = 512 * 1024**2
     public_url: str | None = None  # advertised as the soft-binding `endpoint`, if set
+    # Audits run in this many worker processes (per server process); `audit_queue` more may wait.
+    # Past that the server answers 503 with Retry-After rather than queueing without limit.
+    audit_workers: int = Field(2, ge=1)
+    audit_queue: int = Field(8, ge=0)
+    # Requests per minute per client (the API key's holder, else the address) on `/v1/...`; 0 = off.
+    rate_limit_per_minute: int = Field(0, ge=0)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, **_):

@@ -1,0 +1,402 @@
+"""Worker processes that audit files: one file at a time per process, with a per-file time limit.
+
+Two front ends share the machinery:
+
+- `AuditPool.map(paths)`, behind `audit_many`: a batch, verdicts yielded in input order.
+- `WorkerPool.submit(path, display_name)`, behind the HTTP app: one file in, an awaitable
+  `Verdict` out. Admission is bounded: at most `workers` audits run and `queue` wait; past that
+  `submit` raises `PoolBusy` at once (the app answers 503) instead of queueing without limit.
+
+Workers are forked by a forkserver, a clean single-threaded process that has imported the audit
+code and torch once, so a new worker is a cheap fork rather than a fresh interpreter. A file still
+running after `settings.audit_timeout_s` becomes an `error` verdict with code "timeout" and its
+worker is killed and replaced; a worker that dies becomes an `error` verdict for its file.
+Workers ignore SIGINT and SIGTERM (a Ctrl-C or a service manager signals the whole process group):
+the parent stops them, after letting the audits in flight finish, and they exit by themselves
+when the parent goes away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import multiprocessing as mp
+import multiprocessing.util
+import signal
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from multiprocessing.connection import wait
+from pathlib import Path
+from queue import Empty, SimpleQueue
+
+from trustframe.service.audit import audit_file
+from trustframe.service.verdict import ErrorSection, Verdict
+from trustframe.settings import Settings
+
+# Imported once in the forkserver; every worker starts with them loaded (and shares their pages).
+FORKSERVER_PRELOAD = ["trustframe.service.workers", "torch"]
+READY = "ready"
+START_TIMEOUT_S = 120.0  # a new worker has this long to start (and warm up) before it counts as dead
+STOP_GRACE_S = 2.0  # a stopped worker has this long to leave by itself before it is killed
+
+# What a worker calls per file: audit_file's signature (path, settings, *, display_name, detector).
+Target = Callable[..., Verdict]
+
+
+# multiprocessing makes a private temporary folder (for the forkserver's socket) on first use, under
+# whatever `tempfile.tempdir` is then; make it now, so it never lands inside an upload spool folder.
+mp.util.get_temp_dir()
+
+
+def _context():
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
+    return ctx
+
+
+def _warm_up(settings: Settings, detector: bool) -> None:
+    """Audit a small generated image once, so that libraries and models are loaded before the
+    first real file arrives (and before its time limit starts)."""
+    import numpy as np
+
+    from trustframe import media
+
+    with tempfile.TemporaryDirectory(prefix="trustframe-warm-up-") as d:
+        png = media.write(np.full((1, 64, 64, 3), 128, np.uint8), Path(d) / "warm-up.png")
+        audit_file(png, settings, detector=detector)
+
+
+def _worker_loop(conn, settings: Settings, detector: bool, target: Target | None = None,
+                 warm: bool = False, threads: int | None = None) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    if warm:
+        with contextlib.suppress(Exception):  # a file's audit reports whatever fails here
+            _warm_up(settings, detector)
+    run = target or audit_file
+    try:
+        conn.send(READY)
+        while (job := conn.recv()) is not None:
+            i, path, name = job
+            conn.send((i, run(path, settings, display_name=name, detector=detector).to_dict()))
+    except (EOFError, OSError):  # the parent went away
+        pass
+
+
+class _Worker:
+    """One worker process and the parent's end of its pipe."""
+
+    def __init__(self, ctx, settings: Settings, detector: bool, target: Target | None = None,
+                 warm: bool = False, threads: int | None = None):
+        parent, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker_loop, args=(child, settings, detector, target, warm, threads),
+                                daemon=True, name="trustframe-audit-worker")
+        self.proc.start()
+        child.close()
+        self.conn = parent
+        self.ready = False
+        self.job: tuple[int, str, str | None] | None = None  # AuditPool.map's bookkeeping
+        self.since = 0.0
+
+    def wait_ready(self, timeout: float | None) -> bool:
+        """Whether the worker said it is ready within `timeout` seconds (consumes that message)."""
+        if not self.ready:
+            try:
+                self.ready = bool(self.conn.poll(timeout)) and self.conn.recv() == READY
+            except (EOFError, OSError):
+                self.ready = False
+        return self.ready
+
+    def stop(self, grace: float = STOP_GRACE_S) -> None:
+        """Ask the worker to leave after its current file; kill it after `grace` seconds."""
+        with contextlib.suppress(OSError, ValueError):
+            self.conn.send(None)
+        self.proc.join(grace)
+        self.kill()
+
+    def kill(self) -> None:
+        if self.proc.is_alive():
+            self.proc.kill()
+        self.proc.join()
+        self.conn.close()
+
+
+def _error_verdict(path: str, code: str, message: str) -> Verdict:
+    return Verdict(file=path, label="error", reasons=[f"could not audit: {message}"],
+                   error=ErrorSection(code=code, message=message))
+
+
+def _timeout_verdict(path: str, limit: float) -> Verdict:
+    return _error_verdict(path, "timeout", f"not audited within {limit:g} s (audit_timeout_s)")
+
+
+# ---------------------------------------------------------------------------------------------
+# A batch: audit_many
+
+
+class AuditPool:
+    """Worker processes that audit a stream of files, one file at a time each, with a per-file
+    time limit; `map` yields verdicts in input order."""
+
+    def __init__(self, workers: int, settings: Settings, detector: bool = True):
+        self.ctx = _context()
+        self.n, self.s, self.detector = workers, settings, detector
+        self.slots: list[_Worker] = []
+
+    def _start(self) -> _Worker:
+        w = _Worker(self.ctx, self.s, self.detector)
+        if not w.wait_ready(START_TIMEOUT_S):
+            w.kill()  # its first job fails as "its worker process died", and it is replaced
+        return w
+
+    def __enter__(self) -> AuditPool:
+        self.slots = [self._start() for _ in range(self.n)]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for w in self.slots:
+            with contextlib.suppress(OSError, ValueError):
+                w.conn.send(None)
+        for w in self.slots:
+            w.stop()
+
+    def _replace(self, k: int) -> None:
+        self.slots[k].kill()
+        self.slots[k] = self._start()
+
+    def map(self, paths: Iterable[str]) -> Iterator[Verdict]:
+        limit = self.s.audit_timeout_s or None
+        paths = iter(paths)
+        done: dict[int, Verdict] = {}
+        next_out = next_in = 0
+        exhausted = False
+        while True:
+            for k, w in enumerate(self.slots):  # feed idle workers, reading ahead a bounded amount
+                if w.job is None and not exhausted and len(done) < 8 * self.n:
+                    p = next(paths, None)
+                    if p is None:
+                        exhausted = True
+                        break
+                    w.job, w.since = (next_in, p, None), time.monotonic()
+                    next_in += 1
+                    try:
+                        w.conn.send(w.job)
+                    except (OSError, ValueError):
+                        done[w.job[0]] = _error_verdict(p, "internal-error", "its worker process died")
+                        self._replace(k)
+            while next_out in done:
+                yield done.pop(next_out)
+                next_out += 1
+            busy = [k for k, w in enumerate(self.slots) if w.job is not None]
+            if not busy:
+                if exhausted:
+                    return
+                continue
+            now = time.monotonic()
+            first_due = min(self.slots[k].since for k in busy) + (limit or 0)
+            wait_s = None if limit is None else max(0.0, first_due - now)
+            ready = wait([self.slots[k].conn for k in busy], timeout=wait_s)
+            for k in busy:
+                w = self.slots[k]
+                i, path, _ = w.job
+                if w.conn in ready:
+                    try:
+                        j, d = w.conn.recv()
+                        done[j] = Verdict.model_validate(d)
+                        w.job = None
+                        continue
+                    except (EOFError, OSError):
+                        done[i] = _error_verdict(path, "internal-error", "its worker process died")
+                elif limit is not None and time.monotonic() - w.since >= limit:
+                    done[i] = _timeout_verdict(path, limit)
+                else:
+                    continue
+                self._replace(k)
+
+
+# ---------------------------------------------------------------------------------------------
+# A service: the HTTP app
+
+
+class PoolBusy(Exception):
+    """Every worker is busy and the queue is full (or the pool is shutting down)."""
+
+    def __init__(self, retry_after: int, message: str = "all audit workers are busy and the queue is full"):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+def _stop_workers(live: set[_Worker]) -> None:
+    for w in list(live):
+        w.stop(grace=0.5)
+    live.clear()
+
+
+class WorkerPool:
+    """`workers` audit processes behind a bounded queue, for an asyncio server.
+
+    `submit(path, display_name)` returns an awaitable Verdict, or raises `PoolBusy` at once when
+    `workers + queue` audits are already running or waiting. Processes start on `start()` or on
+    first use, warm up (load models) before they take a file, and are replaced after a timeout or
+    a crash. `close()` lets queued and running audits finish, then stops the processes. Not tied
+    to an event loop: each `submit` wraps a thread-pool future for the caller's loop.
+
+    `target` replaces `audit_file` as the function a worker calls per file (it must be
+    importable by name: it is sent to the worker by reference); `threads` sets torch's threads per
+    worker (default: the CPU count shared among the workers).
+    """
+
+    def __init__(self, workers: int, settings: Settings, *, queue: int = 0, detector: bool = True,
+                 target: Target | None = None, warm: bool = True, threads: int | None = None):
+        import os
+
+        if workers < 1 or queue < 0:
+            raise ValueError("a pool needs workers >= 1 and queue >= 0")
+        self.workers, self.queue = workers, queue
+        self.capacity = workers + queue
+        self.s = settings
+        self._spawn_args = (settings, detector, target, warm,
+                            threads or max(1, (os.cpu_count() or 1) // workers))
+        self._ctx = _context()
+        self._lock = threading.Lock()
+        self._admitted = 0  # running or waiting
+        self._running = 0
+        self._closed = False
+        self._avg_s: float | None = None  # moving average of an audit's time in a worker
+        self._executor: ThreadPoolExecutor | None = None
+        # Workers not auditing right now; None marks one not started yet. One per executor thread.
+        self._idle: SimpleQueue[_Worker | None] = SimpleQueue()
+        for _ in range(workers):
+            self._idle.put(None)
+        self._live: set[_Worker] = set()
+        self._finalizer = weakref.finalize(self, _stop_workers, self._live)  # an app dropped unclosed
+
+    # -- state, for metrics and admission --
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    @property
+    def queued(self) -> int:
+        return max(0, self._admitted - self._running)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def saturated(self) -> bool:
+        return self._closed or self._admitted >= self.capacity
+
+    def retry_after(self) -> int:
+        """Seconds a shed client should wait: about the time to work through a full queue."""
+        per_file = self._avg_s or 1.0
+        return max(1, min(60, math.ceil(per_file * self.capacity / self.workers)))
+
+    def pids(self) -> list[int]:
+        return [w.proc.pid for w in list(self._live) if w.proc.pid is not None]
+
+    # -- life cycle --
+
+    def _spawn(self, old: _Worker | None = None) -> _Worker | None:
+        if old is not None:
+            old.kill()
+            self._live.discard(old)
+        if self._closed:
+            return None
+        w = _Worker(self._ctx, *self._spawn_args)
+        self._live.add(w)
+        return w
+
+    def start(self) -> None:
+        """Start every worker now (they warm up in the background) rather than on first use."""
+        started = []
+        while len(started) < self.workers:
+            try:
+                w = self._idle.get_nowait()
+            except Empty:  # the rest are auditing, so they run already
+                break
+            started.append(w if w is not None else self._spawn())
+        for w in started:
+            self._idle.put(w)
+
+    def close(self) -> None:
+        """Refuse new files, let queued and running ones finish, then stop the workers."""
+        with self._lock:
+            self._closed = True
+            executor = self._executor
+        if executor is not None:
+            executor.shutdown(wait=True)
+        self._finalizer()
+
+    # -- audits --
+
+    def submit(self, path, display_name: str | None = None) -> asyncio.Future[Verdict]:
+        """Audit `path` in a worker -> awaitable Verdict (named `display_name`); `PoolBusy` at once
+        when full. Must be called from a running event loop."""
+        with self._lock:
+            if self._closed:
+                raise PoolBusy(self.retry_after(), "the server is shutting down")
+            if self._admitted >= self.capacity:
+                raise PoolBusy(self.retry_after())
+            self._admitted += 1
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="trustframe-audit")
+            try:
+                fut = self._executor.submit(self._run, str(path), display_name)
+            except BaseException:
+                self._admitted -= 1
+                raise
+        fut.add_done_callback(self._release)
+        return asyncio.wrap_future(fut)
+
+    def _release(self, _: Future) -> None:
+        with self._lock:
+            self._admitted -= 1
+
+    def _run(self, path: str, name: str | None) -> Verdict:
+        w = self._idle.get()  # never waits long: there are as many workers as executor threads
+        with self._lock:
+            self._running += 1
+        try:
+            w, verdict, seconds = self._audit_in(w, path, name)
+        finally:
+            with self._lock:
+                self._running -= 1
+            self._idle.put(w)
+        if seconds is not None:
+            with self._lock:
+                self._avg_s = seconds if self._avg_s is None else 0.8 * self._avg_s + 0.2 * seconds
+        return verdict
+
+    def _audit_in(self, w: _Worker | None, path: str, name: str | None
+                  ) -> tuple[_Worker | None, Verdict, float | None]:
+        shown = name or path
+        if w is None or not w.proc.is_alive():
+            w = self._spawn(w)
+            if w is None:
+                return None, _error_verdict(shown, "internal-error", "the server is shutting down"), None
+        if not w.wait_ready(START_TIMEOUT_S):
+            return (self._spawn(w),
+                    _error_verdict(shown, "internal-error", "its worker process did not start"), None)
+        limit = self.s.audit_timeout_s or None
+        started = time.monotonic()
+        try:
+            w.conn.send((0, path, name))
+            if w.conn.poll(limit):
+                _, d = w.conn.recv()
+                return w, Verdict.model_validate(d), time.monotonic() - started
+            verdict = _timeout_verdict(shown, limit)
+        except (EOFError, OSError, ValueError):
+            verdict = _error_verdict(shown, "internal-error", "its worker process died")
+        return self._spawn(w), verdict, time.monotonic() - started
