@@ -1,20 +1,42 @@
 """The prompt policy gate: refuse prompts for extreme violence, sexual content, hateful imagery or
-the likeness of a real public figure, before anything is generated.
+the likeness of a real public figure, before anything is generated, in any of the languages
+people write prompts in.
 
-Two layers over one normalised text (see `normalise`):
+Two layers over one normalised text (see `policy_text.py` and `normalise`):
 
 * rules from the operator-editable policy file (`policy/policy.toml`): names of real public
-  figures (category "public-figure") and unambiguous keywords per category;
-* a scikit-learn classifier (TF-IDF word 1-2-grams + char 2-5-grams + char 3-5-grams of the
-  text with its spaces removed -> multinomial logistic regression) trained when the policy is
-  loaded (~0.3 s) on the policy file's examples plus the `train` split of `policy/prompts.jsonl`.
-  Nothing is pickled or downloaded; editing the policy file retrains it on the next load.
+  figures (category "public-figure") in every form a user would type (native script, common
+  transliterations such as 特朗普 / 川普 / Трамп / トランプ, nicknames; pinyin spellings of the
+  Chinese names are added at load with pypinyin), and unambiguous keywords per category in each
+  language (`keywords_by_language`). A keyword ending in "*" matches any word starting with it;
+  Russian words match without their case endings ("Путина" ~ "Путин"); Arabic words also with a
+  clitic prefix (و, ب, ل, ال...). Chinese keywords also match with a character written in pinyin
+  ("luo体"). Chinese, Japanese and Korean text is matched character by character, so a rule hits
+  inside a sentence with no spaces;
+* a scikit-learn classifier (TF-IDF word 1-2-grams, which for CJK text are character uni- and
+  bigrams, + char 2-5-grams + char 3-5-grams of the text with its spaces removed + the policy's
+  cross-language [concepts] found in it, e.g. "#blood" for blood / 血 / кровь / دم -> multinomial
+  logistic regression, scored by hand at inference: ~0.5 ms a prompt) trained when the policy is
+  loaded (~2-3 s with its rules) on the policy file's examples
+  plus the `train` split of its training files (`prompts.jsonl`, English; `prompts_i18n.jsonl`,
+  Chinese, Japanese, Korean, Russian, Arabic, Hindi, Spanish, French, German, Portuguese and
+  mixed prompts). Nothing is pickled or downloaded; editing the policy file retrains it on the
+  next load. With `english_classifier = "separate"` (the packaged policy) a prompt detected as
+  English is scored instead by a second classifier trained on the English rows only and without
+  concepts (the English-only gate's features), and `threshold_by_language` sets the refusal
+  threshold per detected language (see the policy file's [gate] comments for how they were chosen).
 
-Normalisation makes obfuscation cheap to undo: Unicode NFKC, look-alike letters (Cyrillic,
-Greek, ...) to Latin, accents and zero-width/format characters dropped, case folded, letters
-spaced or dotted apart ("k i l l", "n.u.d.e") joined, leetspeak (0->o, 1->i/l, 3->e, 4->a, 5->s,
-7->t, @->a, $->s, ...) and repeated letters ("kiiiill") undone, choosing among the candidate
-spellings one the policy's vocabulary knows.
+Normalisation makes obfuscation cheap to undo: NFKC (full-width/half-width forms), zero-width and
+format characters dropped, look-alike letters folded inside words that mix scripts (a word wholly
+in Cyrillic or Greek is kept, unless it is a disguise among Latin words or uses letters Russian
+does not, "ѕех"), accents dropped from Latin letters, Traditional Chinese to
+Simplified (OpenCC), hiragana to katakana, Arabic letter variants and vowel marks unified,
+separators between CJK characters removed ("斩 首", "斬-首"), the policy's homophone table applied
+("紫砂" -> "自杀"), letters spaced or dotted apart joined, leetspeak and repeated letters undone.
+
+Each decision carries the prompt's `language` (ISO 639-1: "en", "zh", "ja", "ko", "ru", "ar", "hi",
+"es", "fr", "de", "pt", ..., or "mixed" / "und"), detected from the scripts of its characters and,
+for Latin script, stopwords and the vocabulary of the labelled prompts; refusal reasons name it.
 
 Input contract: a non-`str` prompt raises TypeError. An empty prompt (no letters or digits) and
 one longer than `max_prompt_chars` (2000 by default; checked before any other work, so a 1 MB
@@ -24,16 +46,25 @@ prompt costs microseconds) are refused with category "invalid-prompt": the gate 
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
 import tomllib
-import unicodedata
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
-from itertools import groupby, product
 from pathlib import Path
 
 from trustframe.errors import ConfigError, PolicyRefusal
+from trustframe.generator.policy_text import (
+    NUMBER_UNIT,
+    STOPWORDS,
+    LanguageDetector,
+    Normaliser,
+    PhraseIndex,
+    join,
+    pinyin_spellings,
+    script,
+)
 
 POLICY_DIR = Path(__file__).with_name("policy")
 DEFAULT_POLICY_FILE = POLICY_DIR / "policy.toml"
@@ -41,6 +72,7 @@ ALLOWED = "allowed"
 PUBLIC_FIGURE = "public-figure"
 INVALID = "invalid-prompt"
 RESERVED = {ALLOWED, PUBLIC_FIGURE, INVALID}
+CONCEPTS_FOR = ("all", "non-english", "non-english-words")
 
 __all__ = ["Policy", "PolicyDecision", "check_prompt", "enforce", "load_policy", "normalise"]
 
@@ -48,142 +80,21 @@ __all__ = ["Policy", "PolicyDecision", "check_prompt", "enforce", "load_policy",
 @dataclass(frozen=True)
 class PolicyDecision:
     """`allowed`; the refused `category` (None when allowed); a one-line `reason`; `score` in
-    [0, 1]: the classifier's probability that the prompt is not allowed, 1.0 for a rule match."""
+    [0, 1]: the classifier's probability that the prompt is not allowed, 1.0 for a rule match;
+    `language`: the prompt's detected language (ISO 639-1 code, "mixed" or "und")."""
 
     allowed: bool
     category: str | None
     reason: str
     score: float
-
-
-# ---------------------------------------------------------------------------------------------
-# Normalisation
-
-# Look-alike letters NFKC leaves alone -> Latin: the Cyrillic, Greek, Armenian, small-capital and
-# symbol entries of Unicode's confusables.txt that stand in for Latin letters in practice.
-_CONFUSABLES = {
-    # Cyrillic lower / upper
-    "а": "a", "в": "b", "г": "r", "д": "d", "е": "e", "ё": "e", "з": "3", "и": "u", "й": "u",
-    "к": "k", "л": "n", "м": "m", "н": "h", "о": "o", "п": "n", "р": "p", "с": "c", "т": "t",
-    "у": "y", "х": "x", "ь": "b", "ѕ": "s", "і": "i", "ї": "i", "ј": "j", "ԁ": "d", "ԛ": "q",
-    "ԝ": "w", "ү": "y", "һ": "h", "ӏ": "l", "ɡ": "g", "ѡ": "w", "ѵ": "v",
-    "А": "A", "В": "B", "Е": "E", "Ё": "E", "З": "3", "К": "K", "М": "M", "Н": "H", "О": "O",
-    "Р": "P", "С": "C", "Т": "T", "У": "Y", "Х": "X", "Ѕ": "S", "І": "I", "Ј": "J", "Ԁ": "D",
-    "Ү": "Y", "Һ": "H", "Ӏ": "I", "Ԛ": "Q", "Ԝ": "W",
-    # Greek lower / upper
-    "α": "a", "β": "b", "γ": "y", "δ": "d", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v",
-    "ο": "o", "ρ": "p", "σ": "o", "ς": "s", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "μ": "u",
-    "Α": "A", "Β": "B", "Ε": "E", "Ζ": "Z", "Η": "H", "Ι": "I", "Κ": "K", "Μ": "M", "Ν": "N",
-    "Ο": "O", "Ρ": "P", "Τ": "T", "Υ": "Y", "Χ": "X",
-    # Armenian, Latin extensions and symbols that read as letters
-    "օ": "o", "ս": "u", "ո": "n", "հ": "h", "զ": "q", "ı": "i", "ȷ": "j", "ʀ": "r", "ɑ": "a",
-    "ɩ": "i", "ʏ": "y", "ᴀ": "a", "ʙ": "b", "ᴄ": "c", "ᴅ": "d", "ᴇ": "e", "ɢ": "g", "ʜ": "h",
-    "ɪ": "i", "ᴊ": "j", "ᴋ": "k", "ʟ": "l", "ᴍ": "m", "ɴ": "n", "ᴏ": "o", "ᴘ": "p", "ꜱ": "s",
-    "ᴛ": "t", "ᴜ": "u", "ᴠ": "v", "ᴡ": "w", "ᴢ": "z", "ø": "o", "Ø": "O", "ð": "d", "þ": "p",
-    "ł": "l", "Ł": "L", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe", "€": "e", "£": "l", "¥": "y",
-    "©": "c", "®": "r", "×": "x",
-}
-_CONFUSABLES_TABLE = str.maketrans(_CONFUSABLES)
-
-# Leetspeak: each symbol's readings, most likely first (the first one is used when the
-# vocabulary knows none of the candidate spellings).
-_LEET = {"0": "o", "1": "il", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
-         "@": "a", "$": "s", "!": "i", "|": "li", "+": "t"}
-_PIECE = re.compile(r"(?:[^\W_]|[@$!|+])+")
-# Numbers with a unit keep their digits: "4k", "3d", "1080p", "60fps", "1920s", "35mm".
-_NUMBER_UNIT = re.compile(r"\d+(?:st|nd|rd|th|s|k|d|p|x|fps|mm|cm|m|km|h|hz|min|sec|am|pm|bit|gb|mb)?")
-_MAX_CANDIDATES = 64  # spellings tried per word (2 readings x 6 ambiguous runs)
-
-
-def _fold(text: str) -> str:
-    """NFKC, look-alikes to Latin, accents and format characters (zero-width, BOM, tags) dropped,
-    case folded. Whitespace and other separators are kept as they are."""
-    text = unicodedata.normalize("NFKC", text).translate(_CONFUSABLES_TABLE)
-    out = []
-    for ch in unicodedata.normalize("NFD", text):
-        cat = unicodedata.category(ch)
-        if cat in ("Mn", "Me", "Cf"):  # combining marks (accents), zero-width and format chars
-            continue
-        out.append(" " if cat in ("Cc", "Zs", "Zl", "Zp") else ch)
-    return "".join(out).casefold()
-
-
-def _pieces(folded: str) -> list[str]:
-    """Words of the folded text, with runs of >= 3 single characters split by one separator
-    ("k i l l", "n.u.d.e", "s-e-x") joined back into one word."""
-    spans = [(m.start(), m.end()) for m in _PIECE.finditer(folded)]
-    words, run = [], []
-
-    def flush():
-        if len(run) >= 3:
-            words.append("\0" + "".join(run))  # marked: the joiner may have swallowed an article
-        else:
-            words.extend(run)
-        run.clear()
-
-    prev_end = None
-    for start, end in spans:
-        w = folded[start:end].strip("!+")
-        if not w:
-            continue
-        if len(w) == 1:
-            if run and start - prev_end != 1:  # not exactly one separator: a new run
-                flush()
-            run.append(w)
-        else:
-            flush()
-            words.append(w)
-        prev_end = end
-    flush()
-    return words
-
-
-class _Normaliser:
-    """Undoes leetspeak, repeated letters and joined articles, preferring spellings in `vocab`."""
-
-    def __init__(self, vocab: frozenset[str] = frozenset()):
-        self.vocab = vocab
-
-    def repair(self, word: str) -> str:
-        if word in self.vocab or _NUMBER_UNIT.fullmatch(word):
-            return word
-        if not any(c.isalpha() for c in word):  # "1990", "$100": numbers, not leetspeak
-            return word
-        options = []
-        for ch, grp in groupby(word):
-            n = len(list(grp))
-            readings = _LEET.get(ch, ch)
-            counts = (2, 1) if n >= 3 else (n,)
-            options.append([r * k for r in readings for k in counts])
-        total = 1
-        for o in options:
-            total *= len(o)
-        if total > _MAX_CANDIDATES:
-            return "".join(o[0] for o in options)
-        first = None
-        for combo in product(*options):
-            cand = "".join(combo)
-            if cand in self.vocab:
-                return cand
-            first = first or cand
-        return first
-
-    def tokens(self, text: str) -> list[str]:
-        out = []
-        for w in _pieces(_fold(text)):
-            if w.startswith("\0"):  # letters joined from "k i l l"; "a k i l l" -> "a", "kill"
-                w = w[1:]
-                if w[0] in "ai" and w not in self.vocab and self.repair(w[1:]) in self.vocab:
-                    out.append(w[0])
-                    w = w[1:]
-            out.append(self.repair(w))
-        return out
+    language: str = "und"
 
 
 def normalise(text: str, policy: Policy | None = None) -> str:
-    """The text the gate classifies: folded, de-obfuscated words joined by single spaces."""
+    """The text the gate classifies: folded, de-obfuscated words joined by single spaces (CJK
+    characters side by side)."""
     policy = policy or load_policy()
-    return " ".join(policy._rules().normaliser.tokens(text))
+    return join(policy._rules().normaliser.tokens(text))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -194,8 +105,9 @@ def normalise(text: str, policy: Policy | None = None) -> str:
 class Category:
     name: str
     description: str
-    keywords: tuple[str, ...]
+    keywords: tuple[str, ...]  # every language's, English first
     examples: tuple[str, ...]
+    keywords_by_language: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,33 +126,57 @@ class Policy:
     allow_examples: tuple[str, ...]
     allow_phrases: tuple[str, ...]
     threshold: float = 0.5
+    classifier_c: float = 20.0
+    concept_weight: float = 1.0
+    concepts_for: str = "all"  # "all" words, or only "non-english" prompts / "non-english-words"
+    threshold_by_language: dict[str, float] = field(default_factory=dict)
+    english_classifier: str = "shared"  # or "separate": English prompts get their own, concept-free one
     max_prompt_chars: int = 2000
-    training_file: Path | None = None
+    training_files: tuple[Path, ...] = ()
+    homophones: dict[str, str] = field(default_factory=dict)
+    concepts: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
+
+    def threshold_for(self, language: str) -> float:
+        """The refusal threshold for a prompt detected as `language`."""
+        return self.threshold_by_language.get(language, self.threshold)
 
     def _rules(self) -> _Rules:
         if "rules" not in self._cache:
             self._cache["rules"] = _Rules(self)
         return self._cache["rules"]
 
-    def _classifier(self) -> _Classifier:
+    def _classifier(self, language: str = "und") -> _Classifier:
+        """The classifier for a prompt detected as `language`: with `english_classifier` =
+        "separate", English prompts are scored by one trained on the English rows only, without
+        concepts (the English gate as it was before the other languages came in)."""
+        if self.english_classifier == "separate" and language == "en":
+            if "classifier_en" not in self._cache:
+                rows = [(r["text"], r["label"]) for r in self.labelled_rows() if r["lang"] == "en"]
+                self._cache["classifier_en"] = _Classifier(self, self._rules(), rows, concepts=False)
+            return self._cache["classifier_en"]
         if "classifier" not in self._cache:
-            self._cache["classifier"] = _Classifier(self, self._rules().normaliser)
+            self._cache["classifier"] = _Classifier(self, self._rules())
         return self._cache["classifier"]
 
-    def training_rows(self) -> list[tuple[str, str]]:
-        """(text, label) pairs the classifier learns from: the policy's descriptions and examples, then the
-        training file's `train` split (rows whose label is not a category here are skipped;
-        public figures are left to the name rules)."""
-        rows = [(t, c.name) for c in self.categories.values() for t in (c.description, *c.examples) if t]
-        rows += [(t, ALLOWED) for t in self.allow_examples]
-        if self.training_file is not None:
-            for line in self.training_file.read_text(encoding="utf-8").splitlines():
+    def labelled_rows(self) -> list[dict]:
+        """Rows {"text", "label", "lang"} the classifier learns from: the policy's descriptions and
+        examples (English), then the training files' `train` split (rows whose label is not a
+        category here are skipped; public figures are left to the name rules)."""
+        rows = [{"text": t, "label": c.name, "lang": "en"}
+                for c in self.categories.values() for t in (c.description, *c.examples) if t]
+        rows += [{"text": t, "label": ALLOWED, "lang": "en"} for t in self.allow_examples]
+        for path in self.training_files:
+            for line in path.read_text(encoding="utf-8").splitlines():
                 if line.strip():
                     r = json.loads(line)
                     if r.get("split") == "train" and (r["label"] in self.categories or r["label"] == ALLOWED):
-                        rows.append((r["text"], r["label"]))
+                        rows.append({"text": r["text"], "label": r["label"], "lang": r.get("lang", "en")})
         return rows
+
+    def training_rows(self) -> list[tuple[str, str]]:
+        """(text, label) pairs of `labelled_rows`."""
+        return [(r["text"], r["label"]) for r in self.labelled_rows()]
 
 
 def _resolve(path: str | os.PathLike | None) -> Path:
@@ -265,6 +201,12 @@ def load_policy(path: str | os.PathLike | None = None) -> Policy:
     return _load_cached(p, st.st_mtime_ns, st.st_size)
 
 
+def _strings(value, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what} must be a list of strings")
+    return tuple(value)
+
+
 @lru_cache(maxsize=8)
 def _load_cached(path: Path, mtime_ns: int, size: int) -> Policy:
     try:
@@ -277,24 +219,49 @@ def _load_cached(path: Path, mtime_ns: int, size: int) -> Policy:
         for name, c in doc.get("categories", {}).items():
             if name in RESERVED:
                 raise ValueError(f"category name {name!r} is reserved")
-            cats[name] = Category(name, str(c.get("description", "")), tuple(c.get("keywords", ())),
-                                  tuple(c.get("examples", ())))
-        figures = tuple(PublicFigure(str(f["name"]), tuple(f.get("aliases", ()))) 
-                        for f in doc.get("public_figures", {}).get("people", ()))
+            by_lang = {lang: _strings(k, f"categories.{name}.keywords_by_language.{lang}")
+                       for lang, k in c.get("keywords_by_language", {}).items()}
+            keywords = _strings(c.get("keywords", []), f"categories.{name}.keywords")
+            cats[name] = Category(name, str(c.get("description", "")),
+                                  keywords + tuple(k for ks in by_lang.values() for k in ks),
+                                  tuple(c.get("examples", ())), by_lang)
+        people = doc.get("public_figures", {}).get("people", ())
+        figures = tuple(PublicFigure(str(f["name"]), _strings(f.get("aliases", []), f"{f['name']} aliases"))
+                        for f in people)
         allowed = doc.get("allowed", {})
-        training = gate.get("training_file")
-        tf = None
-        if training:
-            tf = next((d / training for d in (path.parent, POLICY_DIR) if (d / training).is_file()), None)
+        names = gate.get("training_files", gate.get("training_file", []))
+        files = []
+        for name in [names] if isinstance(names, str) else names:
+            tf = next((d / name for d in (path.parent, POLICY_DIR) if (d / name).is_file()), None)
             if tf is None:
-                raise ValueError(f"training_file {training!r} not found next to the policy or packaged")
+                raise ValueError(f"training file {name!r} not found next to the policy or packaged")
+            files.append(tf)
+        homophones = doc.get("homophones", {})
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in homophones.items()):
+            raise ValueError("homophones must map strings to strings")
+        concepts = {name: _strings(words, f"concepts.{name}")
+                    for name, words in doc.get("concepts", {}).items()}
         policy = Policy(path=path, categories=cats, public_figures=figures,
                         allow_examples=tuple(allowed.get("examples", ())),
                         allow_phrases=tuple(allowed.get("phrases", ())),
                         threshold=float(gate.get("threshold", 0.5)),
-                        max_prompt_chars=int(gate.get("max_prompt_chars", 2000)), training_file=tf)
-        if not 0.0 < policy.threshold < 1.0:
-            raise ValueError(f"threshold must be in (0, 1), got {policy.threshold}")
+                        classifier_c=float(gate.get("classifier_c", 20.0)),
+                        concept_weight=float(gate.get("concept_weight", 1.0)),
+                        concepts_for=str(gate.get("concepts_for", "all")),
+                        english_classifier=str(gate.get("english_classifier", "shared")),
+                        threshold_by_language={str(k): float(v) for k, v in
+                                               gate.get("threshold_by_language", {}).items()},
+                        max_prompt_chars=int(gate.get("max_prompt_chars", 2000)),
+                        training_files=tuple(files), homophones=dict(homophones), concepts=concepts)
+        named = [("threshold", policy.threshold)]
+        named += [(f"threshold_by_language.{k}", v) for k, v in policy.threshold_by_language.items()]
+        for name, t in named:
+            if not 0.0 < t < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {t}")
+        if policy.english_classifier not in ("shared", "separate"):
+            raise ValueError(f"english_classifier must be shared or separate: {policy.english_classifier!r}")
+        if policy.concepts_for not in CONCEPTS_FOR:
+            raise ValueError(f"concepts_for not in {CONCEPTS_FOR}: {policy.concepts_for!r}")
         if policy.max_prompt_chars < 1:
             raise ValueError("max_prompt_chars must be positive")
     except (KeyError, TypeError, ValueError) as e:
@@ -305,57 +272,73 @@ def _load_cached(path: Path, mtime_ns: int, size: int) -> Policy:
 # ---------------------------------------------------------------------------------------------
 # Rules and classifier
 
-
-class _PhraseIndex:
-    """Phrases (names, keywords) matched on word boundaries of the normalised text, also when
-    their words were run together or split ("donaldtrump", "don ald trump")."""
-
-    def __init__(self, normaliser: _Normaliser, entries: list[tuple[str, str]]):
-        self.index: dict[str, tuple[str, int]] = {}
-        for phrase, label in entries:
-            words = normaliser.tokens(phrase)
-            if words:
-                self.index.setdefault("".join(words), (label, len(words)))
-        self.max_len = max((len(k) for k in self.index), default=0)
-
-    def find(self, words: list[str]) -> tuple[str, str] | None:
-        for i in range(len(words)):
-            s = ""
-            for j in range(i, min(i + 12, len(words))):
-                s += words[j]
-                if len(s) > self.max_len:
-                    break
-                hit = self.index.get(s)
-                # A short entry must match whole words, not a concatenation of fragments.
-                if hit and (j - i + 1 == hit[1] or len(s) >= 6):
-                    return " ".join(words[i:j + 1]), hit[0]
-        return None
-
-
 class _Rules:
     def __init__(self, policy: Policy):
-        plain = _Normaliser()
-        vocab = set()
-        for text, _ in policy.training_rows():
-            vocab.update(w for w in plain.tokens(text) if w.isalpha() or _NUMBER_UNIT.fullmatch(w))
-        extra = [n for f in policy.public_figures for n in (f.name, *f.aliases)]
-        extra += [k for c in policy.categories.values() for k in c.keywords] + list(policy.allow_phrases)
-        for phrase in extra:
-            vocab.update(w for w in plain.tokens(phrase) if w.isalpha())
-        self.normaliser = _Normaliser(frozenset(vocab))
-        self.figures = _PhraseIndex(self.normaliser, [(n, f.name) for f in policy.public_figures
-                                                      for n in (f.name, *f.aliases)])
-        self.keywords = _PhraseIndex(self.normaliser, [(k, c.name) for c in policy.categories.values()
-                                                       for k in c.keywords])
-        self.allow = [tuple(self.normaliser.tokens(p)) for p in policy.allow_phrases]
-        self.allow = [a for a in self.allow if a]
+        plain = Normaliser(homophones=policy.homophones)
+        vocab, lexicon = set(), {}
+        for r in policy.labelled_rows():
+            words = [w for w in plain.tokens(r["text"]) if w.isalpha() or NUMBER_UNIT.fullmatch(w)]
+            vocab.update(words)
+            if r["lang"] != "mixed":
+                lexicon.setdefault(r["lang"], Counter()).update(w for w in words if script(w[0]) == "latin")
+        names = [(n, f.name) for f in policy.public_figures for n in (f.name, *f.aliases)]
+        keywords = [(k, c.name) for c in policy.categories.values() for k in c.keywords]
+        concept_words = [w for ws in policy.concepts.values() for w in ws]
+        phrases = [n for n, _ in names] + [k for k, _ in keywords] + [*policy.allow_phrases, *concept_words]
+        for phrase in phrases:
+            vocab.update(w for w in plain.tokens(phrase.rstrip("*")) if w.isalpha())
+        self.normaliser = Normaliser(frozenset(vocab), policy.homophones)
+        self.language = LanguageDetector(lexicon)
+        # Words of the English prompts: a concept found only in them adds nothing the English
+        # word features do not already carry ("concepts_for" = "non-english-words").
+        self.english = frozenset(lexicon.get("en", ())) | frozenset(STOPWORDS["en"])
+        self.concepts_for = policy.concepts_for
+        try:
+            self.figures = PhraseIndex(self.normaliser, names, strict=True)
+        except ValueError as e:
+            raise ConfigError(f"policy file {policy.path}: {e}") from e
+        self.keywords = PhraseIndex(self.normaliser, keywords)
+        self._add_pinyin(names, keywords)
+        self.figures.finish()
+        self.keywords.finish()
+        self.concepts = PhraseIndex(self.normaliser,
+                                     [(w, c) for c, ws in policy.concepts.items() for w in ws]).finish()
+        self.allow: dict[str, list[tuple[str, ...]]] = {}  # first word -> phrases, longest first
+        for phrase in sorted({tuple(self.normaliser.tokens(p)) for p in policy.allow_phrases} - {()},
+                             key=len, reverse=True):
+            self.allow.setdefault(phrase[0], []).append(phrase)
+
+    def _add_pinyin(self, names: list[tuple[str, str]], keywords: list[tuple[str, str]]) -> None:
+        """Pinyin spellings of the Chinese names ("telangpu") and keywords ("luozhao"), and keywords
+        with one character in pinyin ("luo体"). Short spellings that could be other words are left
+        out; a spelling shared by two people is dropped."""
+        seen: dict[str, set[str]] = {}
+        for phrase, person in names:
+            han = "".join(self.normaliser.tokens(phrase))
+            if len(han) >= 2 and all(script(c) == "han" for c in han):
+                for p in pinyin_spellings(han):
+                    if len(han) >= 3 or len(p) >= 7:
+                        seen.setdefault(p, set()).add(person)
+        for p, people in seen.items():
+            if len(people) == 1 and p not in self.figures.exact:
+                self.figures.add(self.normaliser, p, next(iter(people)))
+        for phrase, cat in keywords:
+            han = "".join(self.normaliser.tokens(phrase.rstrip("*")))
+            if not 2 <= len(han) <= 4 or not all(script(c) == "han" for c in han):
+                continue
+            for p in pinyin_spellings(han):
+                if len(p) >= 7:
+                    self.keywords.add(self.normaliser, p, cat)
+            for i, c in enumerate(han):
+                for p in pinyin_spellings(c, limit=3):
+                    self.keywords.add(self.normaliser, han[:i] + " " + p + " " + han[i + 1:], cat)
 
     def without_allowed_phrases(self, words: list[str]) -> list[str]:
         """`words` with the allow-listed phrases ("trump card", "naked mole rat") cut out, before the
         rules and the classifier run."""
         out, i = [], 0
         while i < len(words):
-            for a in self.allow:
+            for a in self.allow.get(words[i], ()):
                 if tuple(words[i:i + len(a)]) == a:
                     out.append("|")  # a barrier, so the words around it do not join up
                     i += len(a)
@@ -367,39 +350,86 @@ class _Rules:
 
 
 class _Classifier:
-    """TF-IDF features of (normalised text, text without spaces) -> logistic regression."""
+    """TF-IDF features of the normalised words (word 1-2-grams, chars within words, chars of the
+    text without spaces) and of the concepts found in them -> logistic regression."""
 
-    def __init__(self, policy: Policy, normaliser: _Normaliser):
+    def __init__(self, policy: Policy, rules: _Rules, rows: list[tuple[str, str]] | None = None,
+                 concepts: bool = True):
         import scipy.sparse as sp
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
         from threadpoolctl import threadpool_limits
 
-        rows = policy.training_rows()
+        rows = policy.training_rows() if rows is None else rows
         labels = [label for _, label in rows]
         if len(set(labels)) < 2:
             raise ConfigError(f"policy file {policy.path}: the classifier needs examples of >= 2 labels")
-        words = [normaliser.tokens(t) for t, _ in rows]
-        # (vectorizer, separator the words are joined with): words, chars within words, and chars
-        # of the text with its spaces removed (catches words split apart: "ki ll", "nu de").
+        self.rules = rules
+        self.use_concepts = concepts
+        docs = []
+        for t, _ in rows:
+            words = rules.normaliser.tokens(t)
+            docs.append(self.views(words, rules.language.detect(words)))
+        # Words (CJK: characters) 1-2-grams, chars within words, chars of the text with its spaces
+        # removed (catches words split apart: "ki ll"), and the concept tokens ("#blood").
         self.vectorizers = [
-            (TfidfVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+", sublinear_tf=True),
-             " "),
-            (TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True), " "),
-            (TfidfVectorizer(analyzer="char", ngram_range=(3, 5), sublinear_tf=True), ""),
+            TfidfVectorizer(analyzer="word", ngram_range=(1, 2), token_pattern=r"\S+", sublinear_tf=True),
+            TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True),
+            TfidfVectorizer(analyzer="char", ngram_range=(3, 5), sublinear_tf=True),
+            TfidfVectorizer(analyzer="word", token_pattern=r"\S+", sublinear_tf=True),
         ]
-        x = sp.hstack([v.fit_transform([sep.join(w) for w in words]) for v, sep in self.vectorizers]).tocsr()
-        self.model = LogisticRegression(C=20.0, max_iter=5000, class_weight="balanced")
+        self.weights = [1.0, 1.0, 1.0, policy.concept_weight]
+        x = sp.hstack([w * v.fit_transform([d[k] for d in docs])
+                       for k, (v, w) in enumerate(zip(self.vectorizers, self.weights, strict=True))]).tocsr()
+        self.model = LogisticRegression(C=policy.classifier_c, max_iter=5000, class_weight="balanced")
         # One BLAS thread: on a busy 2-core machine a multi-threaded fit is ~20x slower, not faster.
         with threadpool_limits(1):
             self.model.fit(x, labels)
-        self.classes = list(self.model.classes_)
+        self.classes = [str(c) for c in self.model.classes_]
 
-    def probabilities(self, words: list[str]) -> dict[str, float]:
-        import scipy.sparse as sp
+        # Inference without sklearn's per-call overhead (~1 ms a vectorizer): the same TF-IDF
+        # (sublinear tf, idf, l2 per vectorizer) and softmax of the linear scores, from the fit.
+        self.analyzers = [v.build_analyzer() for v in self.vectorizers]
+        self.vocab = [v.vocabulary_ for v in self.vectorizers]
+        self.idf = [v.idf_.tolist() for v in self.vectorizers]
+        self.offsets = [0]
+        for v in self.vectorizers[:-1]:
+            self.offsets.append(self.offsets[-1] + len(v.vocabulary_))
+        self.coef = self.model.coef_
+        self.intercept = self.model.intercept_
 
-        x = sp.hstack([v.transform([sep.join(words)]) for v, sep in self.vectorizers]).tocsr()
-        return dict(zip(self.classes, self.model.predict_proba(x)[0].tolist(), strict=True))
+    def concepts(self, words: list[str], language: str) -> list[str]:
+        """The [concepts] found in `words`: all of them, or (policy `concepts_for`) none in an
+        English prompt, or only those matched on a word outside the English prompts' vocabulary."""
+        rules = self.rules
+        if not self.use_concepts or (rules.concepts_for == "non-english" and language == "en"):
+            return []
+        if rules.concepts_for == "non-english-words":
+            return sorted({c for i, j, c in rules.concepts.matches(words)
+                           if any(w not in rules.english for w in words[i:j])})
+        return rules.concepts.labels(words)
+
+    def views(self, words: list[str], language: str = "und") -> tuple[str, str, str, str]:
+        concepts = " ".join("#" + c for c in self.concepts(words, language))
+        return " ".join(words), join(words), "".join(words), concepts or "#none"
+
+    def probabilities(self, words: list[str], language: str = "und") -> dict[str, float]:
+        import numpy as np
+
+        cols, vals = [], []
+        for k, doc in enumerate(self.views(words, language)):
+            counts = Counter(self.analyzers[k](doc))
+            vocab, idf, off = self.vocab[k], self.idf[k], self.offsets[k]
+            part = [(vocab[t], (1.0 + math.log(c)) * idf[vocab[t]]) for t, c in counts.items() if t in vocab]
+            norm = math.sqrt(sum(v * v for _, v in part)) or 1.0
+            cols += [off + j for j, _ in part]
+            vals += [self.weights[k] * v / norm for _, v in part]
+        z = self.intercept + (self.coef[:, cols] @ np.asarray(vals) if cols else 0.0)
+        if len(self.classes) == 2:  # binary: one score, for classes[1]
+            p1 = 1.0 / (1.0 + math.exp(-float(z[0])))
+            return {self.classes[0]: 1.0 - p1, self.classes[1]: p1}
+        e = np.exp(z - z.max())
+        return dict(zip(self.classes, (e / e.sum()).tolist(), strict=True))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -418,24 +448,28 @@ def check_prompt(prompt: str, policy: Policy | None = None) -> PolicyDecision:
     words = rules.normaliser.tokens(prompt)
     if not words:
         return PolicyDecision(False, INVALID, "prompt is empty (no letters or digits)", 1.0)
+    lang = rules.language.detect(words)
     ruled = rules.without_allowed_phrases(words)
     hit = rules.figures.find(ruled)
     if hit:
-        return PolicyDecision(False, PUBLIC_FIGURE, f"matches public figure '{hit[1]}'", 1.0)
+        return PolicyDecision(False, PUBLIC_FIGURE, f"matches public figure '{hit[1]}' (language {lang})",
+                              1.0, lang)
     hit = rules.keywords.find(ruled)
     if hit:
-        return PolicyDecision(False, hit[1], f"{hit[1]}: keyword '{hit[0]}'", 1.0)
+        return PolicyDecision(False, hit[1], f"{hit[1]}: keyword '{hit[0]}' (language {lang})", 1.0, lang)
     rest = [w for w in ruled if w != "|"]
     if not rest:  # nothing but allow-listed phrases ("a naked mole rat")
-        return PolicyDecision(True, None, "allowed (only allow-listed phrases)", 0.0)
-    probs = policy._classifier().probabilities(rest)
+        return PolicyDecision(True, None, f"allowed (only allow-listed phrases; language {lang})", 0.0, lang)
+    probs = policy._classifier(lang).probabilities(rest, lang)
     # Refuse on P(not allowed), so a prompt split between two forbidden categories is not let
     # through; report the most likely forbidden category.
     score = 1.0 - probs.get(ALLOWED, 0.0)
     category = max((c for c in probs if c != ALLOWED), key=probs.__getitem__)
-    if score >= policy.threshold:
-        return PolicyDecision(False, category, f"{category} content (score {score:.2f})", score)
-    return PolicyDecision(True, None, f"allowed (forbidden score {score:.2f}, most like {category})", score)
+    if score >= policy.threshold_for(lang):
+        return PolicyDecision(False, category, f"{category} content (score {score:.2f}; language {lang})",
+                              score, lang)
+    return PolicyDecision(True, None, f"allowed (forbidden score {score:.2f}, most like {category}; "
+                                      f"language {lang})", score, lang)
 
 
 def enforce(prompt: str, policy: Policy | None = None) -> PolicyDecision:

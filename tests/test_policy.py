@@ -95,9 +95,10 @@ def test_benign_lookalikes_allowed(policy, prompt):
 
 def test_public_figure_reason_names_the_person(policy):
     d = check_prompt("a video of Vladimir Putin riding a bear", policy)
-    assert d.category == "public-figure" and d.reason == "matches public figure 'Vladimir Putin'"
+    assert d.category == "public-figure"
+    assert d.reason == "matches public figure 'Vladimir Putin' (language en)"
     d = check_prompt("Zelensky at a podium", policy)
-    assert d.reason == "matches public figure 'Volodymyr Zelenskyy'"
+    assert d.reason == "matches public figure 'Volodymyr Zelenskyy' (language en)"
 
 
 def test_editing_the_policy_file_changes_the_decision(tmp_path, policy):
