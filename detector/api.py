@@ -34,6 +34,10 @@ class Calibration:
     uncertain_logit: float  # false-positive rate `uncertain_fpr`
     fpr: float = 0.01
     uncertain_fpr: float = 0.10
+    # 99th percentile of real calibration footage's *patch* logits: the heat map paints a patch
+    # only above it (patch logits are noisier than a file's mean, so the file scale would paint
+    # much of every real frame)
+    patch_threshold_logit: float | None = None
 
     def prob(self, logit) -> np.ndarray:
         return np.interp(np.asarray(logit, dtype=np.float64), self.x, self.y)
@@ -74,7 +78,7 @@ class DetectorResult:
     model: str
     frames: list[dict] = field(default_factory=list)  # [{"time_s", "frame", "score"}], in order
     top_frame: int | None = None  # source frame number that scored highest
-    heatmap: np.ndarray | None = field(default=None, repr=False)  # top frame's P map (h/8, w/8)
+    heatmap: np.ndarray | None = field(default=None, repr=False)  # top frame's evidence (h/8, w/8), 0..1
 
 
 def to_tensor(a: np.ndarray) -> torch.Tensor:
@@ -83,12 +87,14 @@ def to_tensor(a: np.ndarray) -> torch.Tensor:
 
 
 def tile_origins(h: int, w: int, tile: int) -> list[tuple[int, int]]:
-    """Top-left corners of a grid of `tile`-sized tiles covering an h x w frame (overlapping at
-    the far edges), on multiples of STRIDE where possible."""
+    """Top-left corners of a grid of `tile`-sized tiles covering an h x w frame: on multiples of
+    STRIDE, except the last of each axis, which ends at the frame's edge (overlapping its
+    neighbour) so that nothing is left uncovered."""
 
     def axis(n):
         k = -(-n // tile)
-        return sorted({min(n - tile, (round(v) // STRIDE) * STRIDE) for v in np.linspace(0, n - tile, k)})
+        inner = [(round(v) // STRIDE) * STRIDE for v in np.linspace(0, n - tile, k)[:-1]]
+        return sorted({*inner, n - tile})
 
     return [(y, x) for y in axis(h) for x in axis(w)]
 
@@ -127,6 +133,14 @@ class Detector:
         for (y, x), m in zip(origins, maps, strict=True):
             heat[y // STRIDE : y // STRIDE + m.shape[0], x // STRIDE : x // STRIDE + m.shape[1]] = m
         return maps.mean(axis=(1, 2)), heat
+
+    def evidence(self, patch_logits: np.ndarray) -> np.ndarray:
+        """Patch logits -> heat in [0, 1]: 0 up to the patch threshold (what 1 % of real
+        footage's patches exceed), rising to 1 two logits above it; NaN stays NaN."""
+        t = self.calibration.patch_threshold_logit
+        if t is None:  # a card from before patch thresholds: the file-level calibration
+            return self.calibration.prob(patch_logits).astype(np.float32) * 2 - 1
+        return np.clip((np.asarray(patch_logits) - t) / 2, 0, 1).astype(np.float32)
 
     def _check(self, frames: Frames) -> None:
         if min(frames.height, frames.width) < MIN_SIDE:
@@ -172,8 +186,7 @@ class Detector:
         heat = None
         if heatmap:
             _, m = self.logits(frames.data[best], frames.data[self._prev(frames, best)], all_tiles=True)
-            heat = self.calibration.prob(m).astype(np.float32)
-            heat[np.isnan(m)] = np.nan
+            heat = self.evidence(m)
         c = self.calibration
         return DetectorResult(
             score=float(c.prob(clip_logit)),
@@ -219,18 +232,16 @@ def load(name: str = DEFAULT_PRESET) -> Detector:
 
 
 def heatmap_overlay(frame: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """The frame (uint8 HW3) with P(AI) per patch painted over it: transparent at 0, red at 1;
-    patches not scored stay as they are. Returns uint8 HW3."""
+    """The frame (uint8 HW3), dimmed to grey, with each 8x8 patch painted red as strongly as its
+    evidence (`Detector.evidence`: 0 = no more than real footage shows, 1 = far beyond); patches
+    without evidence or not scored stay as they are. Returns uint8 HW3."""
     import cv2
 
     h, w = frame.shape[:2]
-    big = cv2.resize(
-        np.nan_to_num(heat, nan=-1.0), (w - w % STRIDE, h - h % STRIDE), interpolation=cv2.INTER_NEAREST
-    )
-    big = np.pad(big, ((0, h - big.shape[0]), (0, w - big.shape[1])), constant_values=-1.0)
-    alpha = np.where(big >= 0, 0.15 + 0.5 * np.clip(big, 0, 1), 0.0)[..., None]
-    colour = np.stack(
-        [255 * np.clip(big, 0, 1), 64 * (1 - np.clip(big, 0, 1)), 255 * (1 - np.clip(big, 0, 1))], -1
-    )
+    big = cv2.resize(np.nan_to_num(heat, nan=0.0), (w - w % STRIDE, h - h % STRIDE),
+                     interpolation=cv2.INTER_NEAREST)
+    big = np.pad(big, ((0, h - big.shape[0]), (0, w - big.shape[1])), constant_values=0.0)
+    alpha = (0.75 * np.clip(big, 0, 1))[..., None]
     grey = frame.mean(axis=2, keepdims=True).repeat(3, axis=2) * 0.6 + frame * 0.4
-    return np.clip(grey * (1 - alpha) + colour * alpha, 0, 255).astype(np.uint8)
+    red = np.array([230.0, 30.0, 30.0])
+    return np.clip(grey * (1 - alpha) + red * alpha, 0, 255).astype(np.uint8)

@@ -1,9 +1,11 @@
 """The detector network: a timm ResNet made from scratch on a residual input, fully convolutional.
 
 Input: a frame and the frame before it, float (N, 3, H, W) each in [-1, 1]. The network sees
-no pixels, only residuals: the frame minus its 3x3 local mean (where a decoder's upsampling
-trace lives; the content is mostly removed) and that residual's change since the previous frame
-(zero for an image, or when the previous frame is not the one just before). The stem keeps the
+no pixels and no colour, only luma residuals: the frame's luma minus its 3x3 local mean (where a
+decoder's upsampling trace lives; the content is mostly removed) and that residual's change since
+the previous frame (zero for an image, or when the previous frame is not the one just before).
+Colour is left out on purpose: the small autoencoders that make the training fakes shift colour
+(a shortcut no real generator shares), and codecs subsample chroma anyway. The stem keeps the
 native resolution (stride 1, no max-pool): a resize or a stride before the first layer would
 destroy the trace. Output: a patch logit map (N, 1, H/8, W/8); a crop's logit is its mean.
 
@@ -41,11 +43,17 @@ DETECTOR_SIZES = {
 STRIDE = 8  # input pixels per patch of the logit map
 
 
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 weights of R, G, B
+IN_CHANNELS = 2
+
+
 def residuals(frame: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-    """(N, 3, H, W) x 2 -> (N, 6, H, W): the spatial residual and its temporal difference."""
+    """(N, 3, H, W) x 2 -> (N, 2, H, W): the luma residual and its temporal difference."""
+    w = frame.new_tensor(LUMA).view(1, 3, 1, 1)
 
     def hp(x):
-        return x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+        y = (x * w).sum(dim=1, keepdim=True)  # (N, 1, H, W)
+        return y - F.avg_pool2d(F.pad(y, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
 
     r = hp(frame)
     return torch.cat([r, r - hp(prev)], dim=1)
@@ -60,7 +68,7 @@ class DetectorNet(nn.Module):
         self.backbone = timm.create_model(
             "resnet18",
             pretrained=False,
-            in_chans=6,
+            in_chans=IN_CHANNELS,
             num_classes=0,
             global_pool="",
             layers=(1, 1, 1, 1),
@@ -79,7 +87,7 @@ class DetectorNet(nn.Module):
         nn.init.zeros_(self.head.bias)  # starts at P = 0.5 everywhere
 
     def forward(self, frame: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
-        x = residuals(frame, prev) * self.cfg.residual_gain  # (N, 6, H, W)
+        x = residuals(frame, prev) * self.cfg.residual_gain  # (N, 2, H, W)
         return self.head(self.backbone.forward_features(x))  # (N, 1, H/8, W/8)
 
 

