@@ -79,6 +79,13 @@ class DetectorResult:
     frames: list[dict] = field(default_factory=list)  # [{"time_s", "frame", "score"}], in order
     top_frame: int | None = None  # source frame number that scored highest
     heatmap: np.ndarray | None = field(default=None, repr=False)  # top frame's evidence (h/8, w/8), 0..1
+    top_pixels: np.ndarray | None = field(default=None, repr=False)  # that frame, uint8 HW3 (with heatmap)
+
+    def heatmap_image(self) -> np.ndarray:
+        """The top frame with its evidence painted over it (`heatmap_overlay`); needs score(heatmap=True)."""
+        if self.heatmap is None or self.top_pixels is None:
+            raise ValueError("no heat map: score the frames with heatmap=True")
+        return heatmap_overlay(self.top_pixels, self.heatmap)
 
 
 def to_tensor(a: np.ndarray) -> torch.Tensor:
@@ -183,10 +190,10 @@ class Detector:
             for i, p in zip(picks, self.calibration.prob(frame_logits), strict=True)
         ]
         best = int(picks[int(np.argmax(frame_logits))])
-        heat = None
+        heat = top = None
         if heatmap:
             _, m = self.logits(frames.data[best], frames.data[self._prev(frames, best)], all_tiles=True)
-            heat = self.evidence(m)
+            heat, top = self.evidence(m), frames.data[best]
         c = self.calibration
         return DetectorResult(
             score=float(c.prob(clip_logit)),
@@ -197,6 +204,7 @@ class Detector:
             frames=rows,
             top_frame=int(idx[best]),
             heatmap=heat,
+            top_pixels=top,
         )
 
 

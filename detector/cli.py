@@ -38,7 +38,7 @@ def detect(
     from rich.table import Table
 
     from trustframe import media
-    from trustframe.detector.api import heatmap_overlay, load
+    from trustframe.detector.api import load
     from trustframe.service.audit import expand
 
     s = load_settings()
@@ -58,10 +58,7 @@ def detect(
             continue
         written = None
         if heatmap is not None:
-            top = int(np.flatnonzero(np.asarray(frames.indices) == r.top_frame)[0])
-            written = media.write(
-                heatmap_overlay(frames.data[top], r.heatmap), heatmap / f"{path.name}.heatmap.png"
-            )
+            written = media.write(r.heatmap_image(), heatmap / f"{path.name}.heatmap.png")
         row = {
             "file": str(path),
             "score": round(r.score, 4),

@@ -39,6 +39,7 @@ from trustframe.detector.autoencoders import (
     TRAINED_HERE,
     create_autoencoder,
     load_shipped_vae,
+    psnr,
     reconstruct,
     train_autoencoder,
 )
@@ -289,17 +290,11 @@ def build_autoencoders(out: Path, minutes: float, seed: int) -> dict[str, dict]:
     with torch.no_grad():
         records["tfvae-f4c8"] = {
             "psnr_db_calibration_clips": round(
-                float(np.mean([_psnr(vae(heldout[i : i + 4]), heldout[i : i + 4]) for i in range(0, 16, 4)])),
+                float(np.mean([psnr(vae(heldout[i : i + 4]), heldout[i : i + 4]) for i in range(0, 16, 4)])),
                 2,
             )
         }
     return records
-
-
-def _psnr(a, b):
-    from trustframe.detector.autoencoders import psnr
-
-    return psnr(a, b)
 
 
 def load_decoders(out: Path) -> list:

@@ -637,16 +637,14 @@ def heatmap_png(path: Path, settings: Settings) -> bytes:
     painted over it, as PNG bytes. Raises TrustFrameError for media it cannot read or score."""
     import io
 
-    import numpy as np
     from PIL import Image
 
-    from trustframe.detector.api import heatmap_overlay, load
+    from trustframe.detector.api import load
 
     frames = media.read(path, max_frames=settings.audit_frames, settings=settings)
     r = load(settings.detector_preset).score(frames, heatmap=True)
-    top = int(np.flatnonzero(np.asarray(frames.indices) == r.top_frame)[0])
     buf = io.BytesIO()
-    Image.fromarray(heatmap_overlay(frames.data[top], r.heatmap)).save(buf, format="PNG")
+    Image.fromarray(r.heatmap_image()).save(buf, format="PNG")
     return buf.getvalue()
 
 
