@@ -5,7 +5,7 @@
 
 Rows (AUC, AP, TPR at 1 % and 0.1 % FPR, ECE), each over pairs made from sources training never
 saw (`runs/detector-data/test.npz`, see trustframe.detector.data):
-- each decoder, clean and after H.264 CRF 23 / 28 / 35, resize 0.5 and a crop;
+- each decoder, clean and after H.264 CRF 23 / 28 / 35, resize 0.5, a crop and a GIF palette;
 - leave-one-decoder-out: the models `python -m trustframe.detector.train --exclude-decoder X
   --name lodo-X` left in `--lodo`, on decoder X after CRF 28 + resize 0.5 (skipped when absent);
 - DiT samples against world renders of the same specs (64x64, native);
@@ -33,7 +33,7 @@ import numpy as np
 from trustframe import media
 from trustframe.detector.api import Detector, detector_from_checkpoint, load
 from trustframe.detector.autoencoders import DECODERS
-from trustframe.detector.data import SourceSampler, camera_clip, h264, jpeg
+from trustframe.detector.data import SourceSampler, camera_clip, gif_palette, h264, jpeg
 from trustframe.detector.metrics import summary
 from trustframe.media import Frames
 
@@ -62,6 +62,7 @@ ATTACKS = {
     "resize 0.5": lambda c: resize(c, 0.5),
     "crop 0.75": crop,
     "CRF 28 + resize 0.5": lambda c: resize(h264(c, 28), 0.5),
+    "GIF palette (256, dithered)": lambda c: gif_palette(c, 256, dither=True),
 }
 
 
@@ -94,7 +95,7 @@ def decoder_rows(det: Detector, test: dict, per: int) -> dict:
 def lodo_rows(lodo: Path, test: dict, per: int) -> dict:
     out = {}
     for k, name in enumerate(DECODERS):
-        card = lodo / f"lodo-{name}" / "detector.json"
+        card = lodo / f"lodo-{name}" / f"lodo-{name}.json"
         state = lodo / f"lodo-{name}" / "state.pt"
         if not card.is_file() or not state.is_file():
             continue

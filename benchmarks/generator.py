@@ -25,6 +25,10 @@ Adherence by starting noise: single-shot training-split clips are encoded, noise
 and sampled from there to 0 with their caption (the same Euler + CFG steps per unit of t). Where
 adherence drops between two t0 is where the denoiser loses it: high t0 is layout and motion (which
 object goes where), low t0 is detail (shape edges); t0 = 1 is plain sampling.
+Languages: the same specs prompted in English (`captions.caption`), Simplified Chinese and Traditional
+Chinese (`captions_zh.caption_zh`, each its own wording), sampled with the same seeds in the same batches
+and scored alike; the target is Chinese adherence within 0.05 of English. `--only languages` runs just
+this part (-> `<out>-languages.{json,md}`).
 Fréchet distance: on features of the VAE encoder trained here (per-channel mean and std of the
 posterior mean over space-time, and of its frame-to-frame differences: 3 x C dims). Generated clips of
 the even-numbered prompts against real clips of the odd-numbered ones, next to real (even) against
@@ -90,7 +94,7 @@ def generate_batch(g, prompts: list[str], spec, args, shift, seed: int) -> list[
 def clean_latents(g, specs) -> torch.Tensor:
     """World specs -> their renders encoded by the generator's VAE, normalised as the DiT sees them."""
     from trustframe.generator import world
-    from trustframe.generator.train_vae import to_tensor
+    from trustframe.generator.tensors import to_tensor
 
     x = torch.stack([to_tensor(world.render(s)) for s in specs])  # (B, 3, T, H, W)
     return g.normalise(g.vae.encode(x))
@@ -209,6 +213,58 @@ def shape_hits_by_size(spec, obs) -> list[tuple[str, bool]]:
     return out
 
 
+LANGUAGES = ("english", "chinese_simplified", "chinese_traditional")
+
+
+def language_adherence(g, n: int, args, shift, seed: int = 44) -> dict:
+    """{language: adherence} on n specs (split="train", a fifth two-shot) prompted in each of LANGUAGES;
+    a language's prompts are sampled in the same batches with the same seeds as the others'."""
+    from trustframe.generator import captions, captions_zh, checker, world
+
+    r = np.random.default_rng(seed)
+    specs = [world.sample_spec(r, frames=16, height=64, width=64, split="train", multi_shot_p=0.2)
+             for _ in range(n)]
+    prompts = {"english": [captions.caption(s, r) for s in specs],
+               "chinese_simplified": [captions_zh.caption_zh(s, r, "simplified") for s in specs],
+               "chinese_traditional": [captions_zh.caption_zh(s, r, "traditional") for s in specs]}
+    rows: dict = {k: [] for k in LANGUAGES}
+    t0 = time.time()
+    for lang in LANGUAGES:
+        for i in range(0, n, args.batch):
+            clips = generate_batch(g, prompts[lang][i:i + args.batch], specs[i], args, shift, seed=i)
+            chunk = specs[i:i + args.batch]
+            rows[lang] += [checker.adherence(s, checker.check(c)) for s, c in zip(chunk, clips, strict=True)]
+        acc = np.mean([x["all"] for x in rows[lang]])
+        print(f"languages: {lang} all-attributes {acc:.3f} ({time.time() - t0:.0f}s)", flush=True)
+    same = {lang: round(float(np.mean([a["all"] == b["all"] for a, b in zip(rows[lang], rows["english"],
+                                                                             strict=True)])), 3)
+            for lang in LANGUAGES[1:]}
+    out = {lang: {attr: round(float(np.mean([x[attr] for x in rs])), 3) for attr in rs[0]}
+           for lang, rs in rows.items()}
+    return {"n": n, "adherence": out, "agree_with_english_all": same,
+            "gap_to_english_all": {lang: round(out["english"]["all"] - out[lang]["all"], 3)
+                                   for lang in LANGUAGES[1:]},
+            "examples": {lang: prompts[lang][:3] for lang in LANGUAGES}}
+
+
+def languages_markdown(r: dict) -> str:
+    lg = r["languages"]
+    a = lg["adherence"]
+    lines = [f"Same {lg['n']} specs (seen combinations, a fifth two-shot), same seeds; target: Chinese `all` "
+             "within 0.05 of English.", "",
+             "| prompts | all | colour | shape | count | direction | cut | gap to English (all) | "
+             "same all-verdict as English |", "|---|---|---|---|---|---|---|---|---|"]
+    for lang, v in a.items():
+        gap = lg["gap_to_english_all"].get(lang)
+        agree = lg["agree_with_english_all"].get(lang)
+        lines.append(f"| {lang.replace('_', ' ')} | {v['all']:.3f} | {v['colour']:.3f} | {v['shape']:.3f} | "
+                     f"{v['count']:.3f} | {v['direction']:.3f} | {v['cut']:.3f} | "
+                     + ("" if gap is None else f"{gap:+.3f} ({'met' if gap <= 0.05 else 'MISSED'})")
+                     + f" | {'' if agree is None else f'{agree:.3f}'} |")
+    lines += ["", "Examples: " + " / ".join(f"`{lg['examples'][k][0]}`" for k in LANGUAGES), ""]
+    return "\n".join(lines)
+
+
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float(10 * np.log10(255.0**2 / max(mse, 1e-10)))
@@ -218,6 +274,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description="generator benchmark")
     p.add_argument("--preset", default="tfdit-s")
     p.add_argument("--dit", default="", help="a DiT card file to load instead of the shipped preset")
+    p.add_argument("--text", default="", help="a text-encoder card file to use instead of the preset's")
     p.add_argument("--prompts", type=int, default=120, help="prompts per split (seen, held-out)")
     p.add_argument("--cuts", type=int, default=60, help="extra two-shot prompts for cut accuracy")
     p.add_argument("--vae-clips", type=int, default=48)
@@ -229,6 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--shift", type=float, default=-1.0, help="sampler time shift (-1: the card's)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--batch", type=int, default=12, help="prompts sampled together (same model and sampler)")
+    p.add_argument("--languages", type=int, default=60,
+                   help="specs prompted in English, Simplified and Traditional Chinese")
+    p.add_argument("--only", choices=["all", "languages"], default="all",
+                   help="languages: only the English / Chinese comparison (-> OUT-languages.{json,md})")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "generator"))
     args = p.parse_args(argv)
     command = "python benchmarks/generator.py " + " ".join(sys.argv[1:] if argv is None else argv)
@@ -237,9 +298,19 @@ def main(argv: list[str] | None = None) -> None:
 
     from trustframe.generator import captions, checker, world
     from trustframe.generator.models import load_generator, load_generator_from
-    from trustframe.generator.train_vae import to_tensor
+    from trustframe.generator.tensors import to_tensor
 
     g = load_generator_from(args.dit) if args.dit else load_generator(args.preset)
+    if args.text:
+        from safetensors.torch import load_file
+
+        from trustframe.generator.text import TextConfig, TextEncoder
+
+        card = json.loads(Path(args.text).read_text())
+        g.text = TextEncoder(TextConfig.from_dict(card["config"]))
+        g.text.load_state_dict({k: v.float() for k, v in
+                                load_file(str(Path(args.text).with_suffix(".safetensors"))).items()})
+        g.text.eval().requires_grad_(False)
     shift = None if args.shift < 0 else args.shift
     vae = g.vae
     res: dict = {"command": command, "preset": g.name, "cards": [str(p.name) for p in g.card_paths],
@@ -249,6 +320,19 @@ def main(argv: list[str] | None = None) -> None:
                  "parameters": {k: sum(x.numel() for x in m.parameters())
                                 for k, m in (("vae", g.vae), ("text", g.text), ("dit", g.dit))}}
     t_all = time.time()
+    if args.only == "languages":
+        res["languages"] = language_adherence(g, args.languages, args, shift)
+        res["bench_seconds"] = round(time.time() - t_all, 1)
+        out = Path(args.out + "-languages")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.with_suffix(".json").write_text(json.dumps(res, ensure_ascii=False, indent=2) + "\n")
+        md = (f"# Generator benchmark: English and Chinese prompts\n\nRerun: `{command}`\n\n"
+              f"Preset `{g.name}` (cards: {', '.join(res['cards'])}); {args.steps} Euler steps, "
+              f"guidance {args.guidance}, shape "
+              f"guidance {args.shape_guidance}; {res['bench_seconds']:.0f} s.\n\n" + languages_markdown(res))
+        out.with_suffix(".md").write_text(md)
+        print(md)
+        return
 
     # --- VAE reconstruction on held-out clips (several sizes / lengths) ---
     rng = np.random.default_rng(2024)
@@ -343,6 +427,9 @@ def main(argv: list[str] | None = None) -> None:
     res["frechet_vae_features"] = {"generated_vs_real": round(frechet(fg[0::2], fr[1::2]), 3),
                                    "real_vs_real": round(frechet(fr[0::2], fr[1::2]), 3),
                                    "n_per_set": len(fr[1::2]), "dims": int(fr.shape[1])}
+
+    if args.languages:
+        res["languages"] = language_adherence(g, args.languages, args, shift)
 
     # --- speed and memory ---
     times = []
@@ -473,6 +560,8 @@ def markdown(r: dict) -> str:
         f"| peak RSS | {r['peak_rss_mb']:.0f} MB | |",
         "",
     ]
+    if "languages" in r:
+        lines += ["## English and Chinese prompts", "", languages_markdown(r)]
     return "\n".join(lines)
 
 

@@ -25,7 +25,7 @@ MIN_FILES = 4  # per class: at least one held out, and something to train on
 
 
 def _read_folder(folder: Path, s: Settings) -> list[media.Frames]:
-    from trustframe.service.audit import expand
+    from trustframe.media import expand
 
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a folder")

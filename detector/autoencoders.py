@@ -92,7 +92,7 @@ def create_autoencoder(name: str) -> nn.Module:
     if name == "causal3d-f8t4":
         from trustframe.generator.vae import create_vae
 
-        return CausalVideoAutoencoder(create_vae("tfvae-f8c8", width=24, latent_channels=16))
+        return CausalVideoAutoencoder(create_vae("vae-f8c8", width=24, latent_channels=16))
     raise ValueError(f"unknown autoencoder {name!r} (trained here: {', '.join(TRAINED_HERE)})")
 
 

@@ -39,7 +39,7 @@ def detect(
 
     from trustframe import media
     from trustframe.detector.api import load
-    from trustframe.service.audit import expand
+    from trustframe.media import expand
 
     s = load_settings()
     det = load(preset or s.detector_preset)
@@ -83,7 +83,7 @@ def detect(
 def _score_folder(det, folder: Path, s) -> tuple[list[str], np.ndarray, np.ndarray]:
     """(files, logits, calibrated P) of every media file under `folder` that could be read."""
     from trustframe import media
-    from trustframe.service.audit import expand
+    from trustframe.media import expand
 
     if not folder.is_dir():
         raise ConfigError(f"{folder}: not a folder")

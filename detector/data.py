@@ -211,6 +211,22 @@ class Treatment:
         return clip
 
 
+def gif_palette(frames: np.ndarray, colours: int, dither: bool) -> np.ndarray:
+    """Each frame through an adaptive GIF palette of `colours` colours (Floyd-Steinberg dither or
+    none), as clips published as GIF are: the dither is fine noise a generator never drew."""
+    from PIL import Image
+
+    mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
+    return np.stack(
+        [np.asarray(Image.fromarray(f).quantize(colours, dither=mode).convert("RGB")) for f in frames]
+    )
+
+
+def grain(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise of `sigma` grey levels, as sensor noise, film grain or a denoiser's absence."""
+    return np.clip(frames + rng.normal(0, sigma, frames.shape), 0, 255).astype(np.uint8)
+
+
 def detail(clip: np.ndarray) -> float:
     """Fine-detail energy: mean absolute difference between the clip and its sigma-1 blur."""
     return float(np.abs(clip.astype(np.float32) - blur(clip, 1.0)).mean())

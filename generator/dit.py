@@ -42,11 +42,14 @@ class DiTConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
+# Sizes: what a name builds. A size is not a weights preset: the shipped `tfdit-s` weights are the size
+# `dit-s` (generator/weights/tfdit-s.recipe.toml trains them). Patches are (1, 4, 4) latent cells: 16 x 16
+# pixels of the shipped f4 VAE.
 DIT_SIZES = {
-    "tfdit-t": DiTConfig(dim=64, depth=2, heads=2),
-    "tfdit-s": DiTConfig(dim=192, depth=6, heads=3),
-    "tfdit-b": DiTConfig(dim=384, depth=12, heads=6),
-    "tfdit-l": DiTConfig(dim=512, depth=16, heads=8),
+    "dit-t": DiTConfig(dim=64, depth=2, heads=2, patch=(1, 4, 4)),
+    "dit-s": DiTConfig(dim=192, depth=6, heads=3, patch=(1, 4, 4)),
+    "dit-b": DiTConfig(dim=384, depth=12, heads=6, patch=(1, 4, 4)),
+    "dit-l": DiTConfig(dim=512, depth=16, heads=8, patch=(1, 4, 4)),
 }
 
 
@@ -263,33 +266,9 @@ class DiT(nn.Module):
         return self.unpatchify(x, grid, z.shape[2:])  # (N, C, t, h, w)
 
 
-def refine_patches(model: DiT, patch: tuple[int, int, int]) -> DiT:
-    """A DiT with spatial patches `r` times smaller than `model`'s that computes, token for token, what
-    `model` computes on the latent upsampled `r` times (each latent cell repeated r x r).
-
-    Why: finer tokens (e.g. 8 px instead of 16 px) let objects that share a coarse token get tokens of
-    their own, and this start keeps everything the coarse model learned; only the token grid grows (as
-    if the clip were r times larger), which the fine-tune then adapts to. The patch embedding sums the
-    coarse weights over each cell's r x r replicas; the output projection averages the coarse
-    prediction over them (the velocity of a cell that was repeated).
-    """
-    (pt, ph, pw), (qt, qh, qw) = model.cfg.patch, patch
-    if qt != pt or qh != qw or ph != pw or ph % qh:
-        raise ValueError(f"cannot refine patches {model.cfg.patch} into {patch}: the time patch must stay "
-                         "and the spatial side must divide the old one")
-    r, c, d = ph // qh, model.cfg.in_channels, model.cfg.dim
-    out = DiT(DiTConfig(**{**model.cfg.to_dict(), "patch": tuple(patch)}))
-    state = model.state_dict()
-    # coarse cell (y, x) = (a r + dy, b r + dx) of fine cell (a, b)
-    w_in = state["x_embed.weight"].reshape(d, pt, qh, r, qw, r, c)
-    state["x_embed.weight"] = w_in.sum(dim=(3, 5)).reshape(d, -1)
-    w_out = state["final.linear.weight"].reshape(pt, qh, r, qw, r, c, d)
-    state["final.linear.weight"] = w_out.mean(dim=(2, 4)).reshape(-1, d)
-    b_out = state["final.linear.bias"].reshape(pt, qh, r, qw, r, c)
-    state["final.linear.bias"] = b_out.mean(dim=(2, 4)).reshape(-1)
-    out.load_state_dict(state)
-    return out
-
-
-def create_dit(name: str, **overrides) -> DiT:
-    return DiT(DiTConfig(**{**DIT_SIZES[name].to_dict(), **overrides}))
+def create_dit(size: str, **overrides) -> DiT:
+    """A freshly initialised DiT of `size` (a key of DIT_SIZES), fields overridden by `overrides`."""
+    if size not in DIT_SIZES:
+        raise ValueError(f"unknown DiT size {size!r} (sizes: {', '.join(DIT_SIZES)}; a weights preset such "
+                         "as tfdit-s loads with trustframe.generator.models.load_dit)")
+    return DiT(DiTConfig(**{**DIT_SIZES[size].to_dict(), **overrides}))

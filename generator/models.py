@@ -6,7 +6,8 @@
     frames = g.decode(z)  # uint8 (T, H, W, 3)
 
 The DiT card names its VAE and text encoder (`card["vae"]`, `card["text_encoder"]`) and carries the
-latent normalisation (`latent_mean`, `latent_std`); `g.card_paths` lists the three card files.
+latent normalisation (`latent_mean`, `latent_std`) and the sampler's settings (`card["sampler"]`, read
+whole into `g.sampler`, a `sampler.SamplerSettings`); `g.card_paths` lists the three card files.
 """
 
 from __future__ import annotations
@@ -22,12 +23,18 @@ import torch
 
 from trustframe.generator.captions import shape_alternatives, split_shots
 from trustframe.generator.dit import DIT_SIZES, DiT, DiTConfig, create_dit
-from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE
-from trustframe.generator.sampler import euler_sample
-from trustframe.generator.text import TEXT_SIZES, TextConfig, TextEncoder, create_text_encoder
+from trustframe.generator.sampler import SamplerSettings, euler_sample
+from trustframe.generator.text import (
+    TEXT_SIZES,
+    PromptReading,
+    TextConfig,
+    TextEncoder,
+    create_text_encoder,
+    read_prompt,
+)
 from trustframe.generator.vae import VAE_SIZES, VAEConfig, VideoVAE, create_vae
 
-__all__ = ["DIT_SIZES", "TEXT_SIZES", "VAE_SIZES", "Generator", "Latents", "create_dit",
+__all__ = ["DIT_SIZES", "TEXT_SIZES", "VAE_SIZES", "Generator", "Latents", "SamplerSettings", "create_dit",
            "create_text_encoder", "create_vae", "load_dit", "load_generator", "load_text_encoder", "load_vae",
            "presets", "to_uint8"]
 
@@ -98,7 +105,8 @@ class Latents:
 
 
 class Generator:
-    """VAE + text encoder + DiT of one preset, with the rectified-flow sampler."""
+    """VAE + text encoder + DiT of one preset, with the rectified-flow sampler and the settings its card
+    gives it (`sampler`; a call's steps, guidance, shape_guidance or shift override them)."""
 
     def __init__(self, name: str, vae: VideoVAE, text: TextEncoder, dit: DiT, card: dict,
                  card_paths: list[Path]):
@@ -108,7 +116,12 @@ class Generator:
         c = vae.cfg.latent_channels
         self._mean = torch.tensor(card["dit"].get("latent_mean", [0.0] * c)).view(1, c, 1, 1, 1)
         self._std = torch.tensor(card["dit"].get("latent_std", [1.0] * c)).view(1, c, 1, 1, 1)
-        self.shift = float(card["dit"].get("sampler", {}).get("shift", 1.0))
+        self.sampler = SamplerSettings.from_card(card["dit"])
+
+    @property
+    def shift(self) -> float:
+        """The card's sampler time shift."""
+        return self.sampler.shift
 
     def normalise(self, z: torch.Tensor) -> torch.Tensor:
         """VAE latents -> the normalised latents the DiT samples (per channel, by the card's mean / std)."""
@@ -123,6 +136,10 @@ class Generator:
         c, t = self.vae.cfg.latent_channels, self.vae.latent_frames(frames)
         return (1, c, t, -(-height // s), -(-width // s))
 
+    def read(self, prompt: str) -> PromptReading:
+        """Which content words of `prompt` this generator's text encoder knows (`text.read_prompt`)."""
+        return read_prompt(prompt, self.text.cfg.vocab)
+
     @torch.no_grad()
     def shape_contrast(self, prompts: list[str]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The sampler's `contrast` for contrastive shape guidance: K blocks of len(prompts) rows, block
@@ -131,19 +148,20 @@ class Generator:
         return self.text.encode([alt[k] for k in range(len(alternatives[0])) for alt in alternatives])
 
     @torch.no_grad()
-    def sample(self, prompt: str, *, frames: int = 16, height: int = 64, width: int = 64, steps: int = 25,
-               guidance: float = DEFAULT_GUIDANCE, shape_guidance: float = DEFAULT_SHAPE_GUIDANCE,
+    def sample(self, prompt: str, *, frames: int = 16, height: int = 64, width: int = 64,
+               steps: int | None = None, guidance: float | None = None, shape_guidance: float | None = None,
                seed: int = 0, progress: Callable[[int, int], None] | None = None,
                shift: float | None = None) -> Latents:
-        """Prompt -> latents for a (frames, height, width) clip; deterministic given `seed`."""
+        """Prompt -> latents for a (frames, height, width) clip; deterministic given `seed`. Sampler
+        settings left None are the card's (`self.sampler`)."""
         return self.sample_batch([prompt], frames=frames, height=height, width=width, steps=steps,
                                  guidance=guidance, shape_guidance=shape_guidance, seed=seed,
                                  progress=progress, shift=shift)
 
     @torch.no_grad()
     def sample_batch(self, prompts: list[str], *, frames: int = 16, height: int = 64, width: int = 64,
-                     steps: int = 25, guidance: float = DEFAULT_GUIDANCE,
-                     shape_guidance: float = DEFAULT_SHAPE_GUIDANCE, seed: int = 0,
+                     steps: int | None = None, guidance: float | None = None,
+                     shape_guidance: float | None = None, seed: int = 0,
                      progress: Callable[[int, int], None] | None = None,
                      shift: float | None = None) -> Latents:
         """Several prompts of one size sampled together (one noise draw from `seed` for the batch):
@@ -158,9 +176,12 @@ class Generator:
 
         shape_guidance: weight of contrastive shape guidance, a push away from the same prompts with
         their shape words swapped for the other shapes (`captions.shape_alternatives`); 0 turns it off.
+        steps, guidance, shape_guidance, shift: None takes the card's (`self.sampler`).
         """
-        if frames < 1 or height < 8 or width < 8 or steps < 1:
-            raise ValueError("frames >= 1, height and width >= 8, steps >= 1")
+        cfg = self.sampler.override(steps=steps, guidance=guidance, shape_guidance=shape_guidance,
+                                    shift=shift)
+        if frames < 1 or height < 8 or width < 8:
+            raise ValueError("frames >= 1, height and width >= 8")
         if not prompts:
             raise ValueError("no prompts to sample")
         rows, cuts = [], []
@@ -173,11 +194,11 @@ class Generator:
                 cuts.append(cut if cut is not None and 0 < cut < frames else frames // 2)
         cond = self.text.encode(rows)
         uncond = self.text.encode([""] * len(rows))
-        contrast = self.shape_contrast(rows) if shape_guidance else None
+        contrast = self.shape_contrast(rows) if cfg.shape_guidance else None
         shape = (len(rows), *self.latent_shape(frames, height, width)[1:])
-        z = euler_sample(self.dit, shape, cond, uncond, steps=steps, guidance=guidance, seed=seed,
-                         shift=self.shift if shift is None else shift, progress=progress,
-                         contrast=contrast, contrast_weight=shape_guidance)
+        z = euler_sample(self.dit, shape, cond, uncond, steps=cfg.steps, guidance=cfg.guidance, seed=seed,
+                         shift=cfg.shift, progress=progress, contrast=contrast,
+                         contrast_weight=cfg.shape_guidance)
         return Latents(self.denormalise(z), frames, height, width, tuple(cuts))
 
     @torch.no_grad()

@@ -1,7 +1,8 @@
 """Train the text encoder + DiT denoiser (rectified flow) on pre-encoded VAE latents.
 
-    python -m trustframe.generator.train_dit --minutes 70 --export
-    torchrun --nproc_per_node 2 -m trustframe.generator.train_dit ...   # same script, DDP over gloo
+    python -m trustframe.generator.train --recipe tfdit-s [--export]   # the shipped DiT, stage by stage
+    python -m trustframe.generator.train_dit --minutes 70 [--export]  # one run
+    torchrun --nproc_per_node 2 -m trustframe.generator.train_dit ...  # same script, DDP over gloo
 
 Stage 1 (once, cached in runs/<name>/latents.*): render world clips (split="train", so the HELD_OUT
 (colour, shape) pairs never appear), write several captions per clip, encode each clip with the
@@ -14,8 +15,10 @@ caption (`--attr-weight`, `CaptionAttributes`), and counterfactual pairs (`--pai
 rendered twice, the second time with one shape swapped, one object removed, or one attribute exchanged
 between two objects (`world.counterfactual`), whose velocity difference the denoiser must predict
 (`sampler.paired_flow_loss`); checkpoints every few minutes in runs/<name>/ (resumable: rerunning
-a command continues its run); `--export` writes the EMA weights (fp16) to generator/weights/.
-`--init-from PRESET` fine-tunes a shipped preset instead of starting from scratch.
+a command continues its run); the run ends by writing the EMA weights (fp16, as shipped) to
+runs/<name>/<name>.{safetensors,json} and <name>-text.*, which `--export` copies to generator/weights/.
+`--init-from` fine-tunes other weights (a shipped preset or a run's .safetensors; its text encoder is
+the one its card names, beside it) instead of starting from scratch.
 """
 
 from __future__ import annotations
@@ -23,8 +26,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import math
-import os
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -37,14 +38,21 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE, DEFAULT_SHIFT
+from trustframe.generator.tensors import latent_object_mask, normalised_latents, to_tensor
 from trustframe.training import (
+    Run,
+    RunConfig,
     check_in_sync,
+    cosine_lr,
+    export,
     finish_process,
+    git_commit,
     init_process,
+    load_weights,
     native_bf16,
     parse_config,
-    resume_state,
-    shared_elapsed,
+    set_lr,
+    sibling,
 )
 
 REDRAWS = 50  # specs drawn for one counterfactual pair before it takes another kind
@@ -56,14 +64,11 @@ BUCKETS: dict[tuple[int, int, int], float] = {
 
 
 @dataclass
-class TrainConfig:
-    name: str = "tfdit-s"
-    size: str = "tfdit-s"
-    text_size: str = "tftext-s"
-    vae: str = "tfvae-f4c8"
-    # spatial patch side in pixels: (1, px/s, px/s) latent cells for a VAE of factor s; 0 = 16 from scratch,
-    # the --init-from model's own otherwise (a smaller side refines its patches: `dit.refine_patches`)
-    patch_px: int = 0
+class TrainConfig(RunConfig):
+    name: str = "tfdit-s"  # the DiT's name; its text encoder is <name>-text
+    size: str = "dit-s"  # a key of dit.DIT_SIZES (from scratch)
+    text_size: str = "tftext-s"  # a key of text.TEXT_SIZES (from scratch)
+    vae: str = "tfvae-f4c8"  # the VAE whose latents the DiT learns (a preset or a run's .safetensors)
     clips: int = 4000
     captions_per_clip: int = 6
     multi_shot_p: float = 0.3
@@ -77,17 +82,11 @@ class TrainConfig:
     warmup: int = 200
     drop_p: float = 0.1  # captions replaced by "" for classifier-free guidance
     ema: float = 0.999
-    ckpt_minutes: float = 4.0
-    seed: int = 0
-    out: str = "runs"
-    export: bool = False
-    threads: int = 1
     dim: int = 0  # overrides of the size preset (0 = keep)
     depth: int = 0
     fg_weight: float = 0.0  # extra loss weight on latent cells that hold an object (shape, colour, motion)
     attr_weight: float = 0.0  # weight of the caption-attribute loss on the text encoder (CaptionAttributes)
     t_mean: float = 0.0  # mean of the logit-normal training t (> 0: more steps at high noise)
-    init_from: str = ""  # start from this shipped DiT preset (+ its text encoder) instead of from scratch
     pair_weight: float = 0.0  # weight of the counterfactual-pair loss (0 = no pairs)
     pairs: int = 3000  # counterfactual pairs (16 x 64 x 64) rendered and encoded once, in runs/<name>/pairs.*
     pair_batch: int = 8  # pairs per step, on top of `batch`
@@ -161,17 +160,6 @@ class TextToVelocity(nn.Module):
         return self.dit(z, t, tokens, mask, pooled), pooled
 
 
-def latent_object_mask(x: torch.Tensor, time_factor: int, space_factor: int) -> torch.Tensor:
-    """Clips (B, 3, T, H, W) in [-1, 1] -> uint8 (B, 1, t, h, w) on the causal VAE's latent grid: 1 where
-    the cell (or a spatial neighbour) covers an object pixel. Frame 0 has a latent frame of its own."""
-    from trustframe.generator.train_vae import object_mask
-
-    fg = object_mask(x)  # (B, 1, T, H, W)
-    fg = torch.cat([fg[:, :, :1].expand(-1, -1, time_factor - 1, -1, -1), fg], dim=2)
-    fg = F.max_pool3d(fg, (time_factor, space_factor, space_factor), ceil_mode=True)
-    return F.max_pool3d(fg, (1, 3, 3), stride=1, padding=(0, 1, 1)).to(torch.uint8)
-
-
 def object_shares(text: str) -> tuple[float, float, float] | None:
     """`--objects-p` "p1,p2,p3" -> shares of shots with 1 / 2 / 3 objects ("" -> None, the world's mix)."""
     from trustframe.generator.world import check_objects_p
@@ -187,15 +175,6 @@ def object_shares(text: str) -> tuple[float, float, float] | None:
     return shares
 
 
-@torch.no_grad()
-def normalised_latents(vae, latent_mean, latent_std, x: torch.Tensor) -> torch.Tensor:
-    """Clips (B, 3, T, H, W) in [-1, 1] -> posterior-mean latents (B, C, t, h, w), normalised per
-    channel as the DiT sees them, fp16 (how the caches store them)."""
-    mean = torch.tensor(latent_mean).view(1, -1, 1, 1, 1)
-    std = torch.tensor(latent_std).view(1, -1, 1, 1, 1)
-    return ((vae.encode(x) - mean) / std).half()
-
-
 def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> None:
     """Render + caption + encode `cfg.clips` clips into `path`.{safetensors,json}; the object masks
     on the latent grid go beside the latents (key "<bucket>.fg")."""
@@ -203,7 +182,6 @@ def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -
 
     from trustframe.generator import world
     from trustframe.generator.captions import caption
-    from trustframe.generator.train_vae import to_tensor
 
     rng = np.random.default_rng(cfg.seed + 777)
     objects_p = object_shares(cfg.objects_p)
@@ -268,7 +246,6 @@ def encode_pairs(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> 
 
     from trustframe.generator import world
     from trustframe.generator.captions import caption
-    from trustframe.generator.train_vae import to_tensor
 
     rng = np.random.default_rng(cfg.seed + 999)
     specs = pair_specs(cfg, rng)
@@ -290,7 +267,11 @@ def encode_pairs(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> 
     print(f"encoded {len(specs)} counterfactual pairs ({time.time() - t0:.0f}s)", flush=True)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> dict | None:
+    from trustframe.recipes import cli, wants_recipe
+
+    if wants_recipe(argv):
+        return cli("generator", argv)
     cfg, command = parse_config(TrainConfig, argv, "trustframe.generator.train_dit", __doc__.splitlines()[0])
     object_shares(cfg.objects_p)  # a bad value stops here, before any work
     rank, world_size, rng = init_process(cfg.seed, cfg.threads)
@@ -298,17 +279,15 @@ def main(argv: list[str] | None = None) -> None:
 
     from safetensors.torch import load_file
 
-    from trustframe.generator.dit import DiT, DiTConfig, create_dit, refine_patches
+    from trustframe.generator.dit import DiT, DiTConfig, create_dit
     from trustframe.generator.sampler import paired_flow_loss, rectified_flow_loss
     from trustframe.generator.text import TextConfig, TextEncoder, build_vocab, create_text_encoder
-    from trustframe.generator.train_vae import git_commit
     from trustframe.generator.vae import VAEConfig, VideoVAE
-    from trustframe.weights import load_checkpoint, save_checkpoint
 
-    # --- stage 1: latents (rank 0 encodes; the others wait) ---
-    vck = load_checkpoint("generator", cfg.vae)
-    run_dir = Path(cfg.out) / cfg.name
-    cache, pair_cache = run_dir / "latents", run_dir / "pairs"
+    # --- data: latents of rendered, captioned clips (rank 0 encodes once; the others wait) ---
+    run = Run(cfg, world_size)
+    vck = load_weights("generator", cfg.vae)
+    cache, pair_cache = run.dir / "latents", run.dir / "pairs"
     todo = [(fn, path) for fn, path, wanted in ((encode_dataset, cache, True),
                                                 (encode_pairs, pair_cache, cfg.pair_weight > 0))
             if wanted and not path.with_suffix(".json").is_file()]
@@ -336,29 +315,23 @@ def main(argv: list[str] | None = None) -> None:
         pair_latents = {k: v.float() for k, v in stored.items()}  # "a", "b": (pairs, C, t, h, w)
         pair_caps = json.loads(pair_cache.with_suffix(".json").read_text())
 
-    # --- models ---
-    space_factor = VAEConfig.from_dict(vck.card["config"]).space_factor
-    if cfg.init_from:  # the shipped weights (EMA) start both the trained model and its EMA
-        dck = load_checkpoint("generator", cfg.init_from)
-        tck = load_checkpoint("generator", f"{cfg.init_from}-text")
-        if dck.card["vae"] != cfg.vae:
-            raise SystemExit(f"{cfg.init_from} was trained on {dck.card['vae']} latents, not {cfg.vae}")
+    # --- models: from scratch (sizes) or from other weights (EMA, which starts model and EMA alike) ---
+    if cfg.init_from:
+        dck = load_weights("generator", cfg.init_from)
+        tck = load_weights("generator", sibling(cfg.init_from, dck.card["text_encoder"]))
+        if dck.card["vae"] != vck.name:
+            raise SystemExit(f"{cfg.init_from} was trained on {dck.card['vae']} latents, not {vck.name}")
         text = TextEncoder(TextConfig.from_dict(tck.card["config"]))
         text.load_state_dict({k: v.float() for k, v in tck.state_dict.items()})
         dit = DiT(DiTConfig.from_dict(dck.card["config"]))
         dit.load_state_dict({k: v.float() for k, v in dck.state_dict.items()})
-        if cfg.patch_px:
-            ps = cfg.patch_px // space_factor
-            if (1, ps, ps) != dit.cfg.patch:
-                dit = refine_patches(dit, (1, ps, ps))
         vocab = text.cfg.vocab
     else:
         vocab = build_vocab(c for k in keys for cs in caps[k] for c in cs)
         text = create_text_encoder(cfg.text_size, vocab=vocab, max_len=96)
         overrides = {k: v for k, v in (("dim", cfg.dim), ("depth", cfg.depth)) if v}
-        ps = max(1, (cfg.patch_px or 16) // space_factor)
         dit = create_dit(cfg.size, in_channels=latents[keys[0]].shape[1], context_dim=text.cfg.dim,
-                         patch=(1, ps, ps), **overrides)
+                         **overrides)
     model = TextToVelocity(text, dit, CaptionAttributes(text.cfg.dim) if cfg.attr_weight > 0 else None)
     # attribute labels of every cached caption (and of the dropped one, ""), parsed once
     attr_labels = ({q: model.attributes.labels(q) for k in keys for cs in caps[k] for q in [*cs, ""]}
@@ -366,85 +339,49 @@ def main(argv: list[str] | None = None) -> None:
     ema = copy.deepcopy(model).requires_grad_(False)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world_size > 1 else model
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    run.resume({"model": model, "ema": ema, "opt": opt})
     n_params = {"dit": sum(p.numel() for p in dit.parameters()),
                 "text": sum(p.numel() for p in text.parameters())}
-    state_path = run_dir / "state.pt"
-    step, elapsed0, log, commands = 0, 0.0, [], [command]
-    prior = {"steps": 0, "minutes": 0.0}  # training behind the --init-from weights
-    if cfg.init_from:
-        commands = [*dck.card.get("commands", [dck.card["command"]]), command]
-        prior = {"steps": int(dck.card["steps"]), "minutes": float(dck.card["train_minutes"]),
-                 "log": dck.card.get("log", []),
-                 # what the base's own card says of how it was made (its base, resumed segments)
-                 **{k: dck.card[k] for k in ("init_from", "resumed") if dck.card.get(k)}}
-    st = resume_state(state_path, {"model": model, "ema": ema, "opt": opt})
-    if st is not None:
-        step, elapsed0 = int(st["step"]), float(st["elapsed"])
-        log = json.loads(st.get("log", "[]"))
-        prior = json.loads(st.get("prior", json.dumps(prior)))
-        commands = [*json.loads(st.get("commands", "[]")), command]  # each run that made these weights
-        if master:
-            print(f"resumed at step {step}, {elapsed0 / 60:.1f} min", flush=True)
     if master:
         print(f"{cfg.name}: DiT {n_params['dit'] / 1e6:.2f}M + text {n_params['text'] / 1e6:.2f}M params, "
               f"vocab {len(vocab)}, {sum(len(latents[k]) for k in keys)} clips, {world_size} process(es)",
               flush=True)
+    avg: dict[str, float] = {}  # running means of the losses
 
-    def export(dest_dir: Path, train_minutes: float, final: bool) -> None:
+    def write(final: bool) -> list:
+        """The EMA weights (fp16) and cards of the DiT and its text encoder, in the run's folder."""
+        text_name = f"{cfg.name}-text"
+        data = (f"{sum(len(latents[k]) for k in keys)} world clips (split='train', HELD_OUT pairs "
+                f"excluded) x {cfg.captions_per_clip} captions, buckets {list(BUCKETS)}, shots with "
+                f"1 / 2 / 3 objects {cfg.objects_p or 'in the world mix'}"
+                + (f"; {len(pair_latents['a'])} counterfactual pairs (16x64x64, kinds "
+                   f"{dict(Counter(pair_caps['kind']))}: shape = one group's shape changed, count = an "
+                   f"object removed, bind = two groups' colour, shape or direction exchanged)"
+                   if cfg.pair_weight > 0 else ""))
         vc = vck.card
-        text_name, dit_name = f"{cfg.name}-text", cfg.name
-        common = {"version": "0.1.0", "command": command, "commands": commands, "train_config": asdict(cfg),
-                  "commit": git_commit(),
-                  "data": f"{sum(len(latents[k]) for k in keys)} world clips (split='train', HELD_OUT pairs "
-                          f"excluded) x {cfg.captions_per_clip} captions, buckets {list(BUCKETS)}, "
-                          f"shots with 1 / 2 / 3 objects {cfg.objects_p or 'in the world mix'}"
-                          + (f"; {len(pair_latents['a'])} counterfactual pairs (16x64x64, kinds "
-                             f"{dict(Counter(pair_caps['kind']))}: shape = one group's shape changed, "
-                             f"count = an object removed, bind = two groups' colour, shape or direction "
-                             f"exchanged)"
-                             if cfg.pair_weight > 0 else ""),
-                  "steps": prior["steps"] + step, "train_minutes": round(prior["minutes"] + train_minutes, 1),
-                  "init_from": {"preset": cfg.init_from, **prior} if cfg.init_from else None,
-                  "processes": world_size,
-                  "weights": "EMA", "final": final}
-        text_card = {**common, "name": text_name, "kind": "text-encoder", "config": ema.text.cfg.to_dict(),
-                     "parameters": n_params["text"]}
-        dit_card = {**common, "name": dit_name, "kind": "dit", "config": ema.dit.cfg.to_dict(),
-                    "parameters": n_params["dit"], "vae": cfg.vae, "text_encoder": text_name,
+        dit_card = {"name": cfg.name, "kind": "dit", "version": "0.1.0", "config": ema.dit.cfg.to_dict(),
+                    "parameters": n_params["dit"], "vae": vck.name, "text_encoder": text_name,
                     "vae_card_sha256": vck.card_sha256,
                     "latent_mean": vc["latent_mean"], "latent_std": vc["latent_std"],
                     "sampler": {"kind": "rectified-flow euler + CFG + contrastive shape guidance",
                                 "steps": 25, "guidance": DEFAULT_GUIDANCE,
                                 "shape_guidance": DEFAULT_SHAPE_GUIDANCE, "shift": DEFAULT_SHIFT},
-                    "log": log}
+                    "weights": "EMA, fp16", "final": final, "data": data, "command": command,
+                    "train_config": asdict(cfg), "commit": git_commit(), "steps": run.step,
+                    "train_minutes": round(run.minutes, 1), "processes": world_size,
+                    "metrics": {k: round(v, 4) for k, v in avg.items()}, "log": run.log}
+        text_card = {"name": text_name, "kind": "text-encoder", "version": "0.1.0",
+                     "config": ema.text.cfg.to_dict(), "parameters": n_params["text"], "weights": "EMA, fp16",
+                     "trained_with": f"{cfg.name} (jointly; its card holds the training)",
+                     "commit": git_commit()}
         half = {k: v.half() for k, v in ema.state_dict().items()}
-        save_checkpoint(dest_dir / text_name, {k[5:]: v for k, v in half.items() if k.startswith("text.")},
-                        text_card)
-        save_checkpoint(dest_dir / dit_name, {k[4:]: v for k, v in half.items() if k.startswith("dit.")},
-                        dit_card)
+        return [run.write({k[4:]: v for k, v in half.items() if k.startswith("dit.")}, dit_card),
+                run.write({k[5:]: v for k, v in half.items() if k.startswith("text.")}, text_card, text_name)]
 
-    t_start = time.time() - elapsed0
-    last_ckpt = time.time()
-    budget = cfg.minutes * 60
-
-    def save_state():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
-                    "step": step, "elapsed": time.time() - t_start, "log": json.dumps(log),
-                    "commands": json.dumps(commands), "prior": json.dumps(prior)},
-                   state_path.with_suffix(".tmp"))
-        os.replace(state_path.with_suffix(".tmp"), state_path)
-        export(run_dir / "export", (time.time() - t_start) / 60, final=False)
-
-    loss_avg = attr_avg = pair_avg = None
-    while True:
-        elapsed = shared_elapsed(t_start, world_size)
-        if elapsed >= budget:
-            break
-        frac = elapsed / budget
-        lr = cfg.lr * min(1.0, (step + 1) / cfg.warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for g in opt.param_groups:
-            g["lr"] = lr
+    # --- training loop ---
+    while run.running():
+        lr = cosine_lr(cfg.lr, run.step, run.frac, warmup=cfg.warmup, floor=0.1)
+        set_lr(opt, lr)
         key = keys[int(rng.choice(len(keys), p=weights))]
         idx = rng.integers(0, len(latents[key]), cfg.batch)
         z = latents[key][torch.from_numpy(idx)]  # (B, C, t, h, w)
@@ -461,6 +398,7 @@ def main(argv: list[str] | None = None) -> None:
             return v.float()
 
         opt.zero_grad(set_to_none=True)
+        losses = {}
         if cfg.pair_weight > 0:  # backward now, without the all-reduce: the main loss's backward does it
             pi = torch.from_numpy(rng.integers(0, len(pair_latents["a"]), cfg.pair_batch))
             ci = rng.integers(cfg.captions_per_clip, size=cfg.pair_batch)
@@ -472,7 +410,7 @@ def main(argv: list[str] | None = None) -> None:
                     pair_latents["a"][pi], pair_latents["b"][pi], t_mean=cfg.t_mean)
                 # the pairs' plain loss counts per clip as much as the main batch's
                 (cfg.pair_weight * pair_loss + plain * (2 * cfg.pair_batch / cfg.batch)).backward()
-            pair_avg = pair_loss.item() if pair_avg is None else 0.98 * pair_avg + 0.02 * pair_loss.item()
+            losses["pair_loss"] = pair_loss.item()
         weight = 1 + cfg.fg_weight * masks[key][torch.from_numpy(idx)] if cfg.fg_weight > 0 else None
         loss = rectified_flow_loss(velocity, z, weight=weight, t_mean=cfg.t_mean)
         total = loss
@@ -480,35 +418,39 @@ def main(argv: list[str] | None = None) -> None:
             labels = torch.tensor([attr_labels[q] for q in prompts])
             attr_loss = model.attributes.loss(pooled[0], labels)
             total = loss + cfg.attr_weight * attr_loss
-            attr_avg = attr_loss.item() if attr_avg is None else 0.98 * attr_avg + 0.02 * attr_loss.item()
+            losses["attr_loss"] = attr_loss.item()
         total.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        step += 1
-        decay = min(cfg.ema, (1 + step) / (10 + step))
+        run.step += 1
+        decay = min(cfg.ema, (1 + run.step) / (10 + run.step))
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
                 pe.lerp_(pm, 1 - decay)
-        loss_avg = loss.item() if loss_avg is None else 0.98 * loss_avg + 0.02 * loss.item()
-        if master and step % 100 == 0:
-            attr = {} if attr_avg is None else {"attr_loss": round(attr_avg, 4)}
-            if pair_avg is not None:
-                attr["pair_loss"] = round(pair_avg, 4)
-            print(f"step {step} {elapsed / 60:.1f}min lr {lr:.2e} loss {loss_avg:.4f} {attr}", flush=True)
-            log.append({"step": step, "minutes": round(elapsed / 60, 2), "loss": round(loss_avg, 4), **attr})
-        if master and time.time() - last_ckpt > cfg.ckpt_minutes * 60:
-            save_state()
-            last_ckpt = time.time()
-            print(f"checkpoint step {step}", flush=True)
+        losses["loss"] = loss.item()
+        for k, v in losses.items():
+            avg[k] = v if k not in avg else 0.98 * avg[k] + 0.02 * v
+        if master and run.step % 100 == 0:
+            row = {"step": run.step, "minutes": round(run.elapsed / 60, 2),
+                   **{k: round(v, 4) for k, v in avg.items()}}
+            print(f"lr {lr:.2e} {json.dumps(row)}", flush=True)
+            run.log.append(row)
+        if master and run.checkpoint_due():
+            run.save({"model": model, "ema": ema, "opt": opt})
+            write(final=False)
+            print(f"checkpoint step {run.step}", flush=True)
 
+    # --- the end: the run's weights (EMA, fp16), export ---
     check_in_sync(model, rank, world_size)
+    result = None
     if master:
-        save_state()
-        train_minutes = (time.time() - t_start) / 60
+        run.save({"model": model, "ema": ema, "opt": opt})
+        written = write(final=True)
         if cfg.export:
-            export(Path(__file__).parent / "weights", train_minutes, final=True)
-            print(f"exported {cfg.name} (+ {cfg.name}-text) to generator/weights", flush=True)
+            export("generator", written)
+        result = run.result(written, {k: round(v, 4) for k, v in avg.items()})
     finish_process(world_size)
+    return result
 
 
 if __name__ == "__main__":

@@ -1,46 +1,50 @@
 """Train the causal video VAE on rendered world clips.
 
-    python -m trustframe.generator.train_vae --minutes 25 --export tfvae-f8c16
-    torchrun --nproc_per_node 2 -m trustframe.generator.train_vae ...   # same script, DDP over gloo
+    python -m trustframe.generator.train --recipe tfvae-f4c8 [--export]   # the shipped VAE, stage by stage
+    python -m trustframe.generator.train_vae --minutes 25 [--export]      # one run
+    torchrun --nproc_per_node 2 -m trustframe.generator.train_vae ...     # same script, DDP over gloo
 
 Clips are rendered on the fly from `trustframe.generator.world` (split="train": held-out (colour,
 shape) pairs never appear). Most batches are random spacetime crops (9 frames x 32 x 32) of clips of
 every resolution and duration, which is where the compute goes; some are whole 17-frame 64x64 clips,
-some single frames (images are one-frame videos). Loss: L1 + MSE + beta * KL. The run checkpoints to
-runs/<name>/ every few minutes and can resume; `--export` writes generator/weights/<name>.{safetensors,json}.
+some single frames (images are one-frame videos). Loss: L1 + MSE + beta * KL, optionally weighted on
+object pixels and outlines. `--init-from` starts from other weights (a shipped preset or a run's
+.safetensors), `--decoder-only` freezes the encoder (latents a DiT was trained on stay valid), and
+`--grow-decoder N` adds N identity-initialised decoder blocks. The run checkpoints to runs/<name>/
+and resumes when rerun; it ends by writing runs/<name>/<name>.{safetensors,json} (fp16, as shipped),
+which `--export` copies to generator/weights/.
 """
 
 from __future__ import annotations
 
-import math
-import os
-import subprocess
-import time
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from trustframe.generator.tensors import evaluate_psnr, heldout_clips, object_mask, to_tensor
 from trustframe.generator.vae import VAEConfig, VideoVAE, create_vae
 from trustframe.training import (
+    Run,
+    RunConfig,
     check_in_sync,
+    cosine_lr,
+    export,
     finish_process,
+    git_commit,
     init_process,
+    load_weights,
     parse_config,
-    resume_state,
-    shared_elapsed,
+    set_lr,
 )
 
 
 @dataclass
-class TrainConfig:
-    name: str = "tfvae-f8c16"
-    size: str = "tfvae-f8c8"
-    latent_channels: int = 16
-    width: int = 40
+class TrainConfig(RunConfig):
+    name: str = "tfvae-f4c8"
+    size: str = "vae-f4c8"  # a key of vae.VAE_SIZES (from scratch)
+    refine_blocks: int = -1  # from scratch: decoder blocks after its last level (-1 = the size's)
     minutes: float = 25.0  # wall-clock budget; the lr schedule follows elapsed time
     lr: float = 1.5e-3
     crop_batch: int = 8
@@ -48,29 +52,11 @@ class TrainConfig:
     crop_size: int = 32
     full_every: int = 4  # every k-th step: 2 whole clips 17 x 64 x 64
     image_every: int = 10  # every k-th step: 12 single frames
-    ckpt_minutes: float = 4.0
-    seed: int = 0
-    out: str = "runs"
-    export: str = ""  # preset name to write into generator/weights (fp16) at the end
-    threads: int = 1
-    init_from: str = ""  # start from this shipped preset (e.g. to fine-tune its decoder)
     decoder_only: bool = False  # freeze the encoder (latents already used by a DiT stay valid)
     fg_weight: float = 0.0  # extra loss weight on (dilated) object pixels: sharper shapes for the checker
     edge_weight: float = 0.0  # extra loss weight on object outlines (small stars blur to discs)
     grow_decoder: int = 0  # with --init-from: add this many residual blocks at the decoder's last level
-
-
-def to_tensor(clip: np.ndarray) -> torch.Tensor:
-    """uint8 (T, H, W, 3) -> float (3, T, H, W) in [-1, 1]."""
-    return torch.from_numpy(clip).permute(3, 0, 1, 2).float() / 127.5 - 1.0
-
-
-def object_mask(x: torch.Tensor) -> torch.Tensor:
-    """Clips (B, 3, T, H, W) in [-1, 1] -> float (B, 1, T, H, W), 1 on object pixels: objects are bright
-    or saturated, backgrounds dark and grey (world.py)."""
-    px = (x + 1) * 127.5
-    hi, lo = px.amax(1, keepdim=True), px.amin(1, keepdim=True)
-    return ((hi > 150) | (hi - lo > 110)).float()
+    eval_clips: int = 16  # held-out clips of the final PSNR (checkpoints use half)
 
 
 def loss_weight(x: torch.Tensor, fg_weight: float, edge_weight: float) -> torch.Tensor:
@@ -87,30 +73,6 @@ def loss_weight(x: torch.Tensor, fg_weight: float, edge_weight: float) -> torch.
         shrunk = 1 - F.max_pool3d(1 - fg, (1, 3, 3), stride=1, padding=(0, 1, 1))
         w = w + edge_weight * (grown - shrunk)
     return w
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of [-1, 1] tensors, measured on the uint8 grid."""
-    qa = ((a.clamp(-1, 1) + 1) * 127.5).round()
-    qb = ((b.clamp(-1, 1) + 1) * 127.5).round()
-    mse = (qa - qb).pow(2).mean().item()
-    return 10 * math.log10(255.0**2 / max(mse, 1e-10))
-
-
-def heldout_clips(n: int = 16, seed: int = 12345, frames: int = 16) -> list[torch.Tensor]:
-    """Held-out world clips (16 x 64 x 64; the first object of each is a held-out colour-shape pair)."""
-    from trustframe.generator import world
-
-    rng = np.random.default_rng(seed)
-    return [to_tensor(world.render(world.sample_spec(rng, frames=frames, split="heldout"))) for _ in range(n)]
-
-
-@torch.no_grad()
-def evaluate_psnr(vae, clips: list[torch.Tensor]) -> float:
-    vae.eval()
-    vals = [psnr(vae.decode(vae.encode(c[None]), *c.shape[1:])[0], c) for c in clips]
-    vae.train()
-    return float(np.mean(vals))
 
 
 def grown_vae(base: VAEConfig, state_dict: dict, grow: int) -> VideoVAE:
@@ -131,49 +93,38 @@ def grown_vae(base: VAEConfig, state_dict: dict, grow: int) -> VideoVAE:
     return vae
 
 
-def git_commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent).stdout.strip()
-    except OSError:
-        return ""
 
+def main(argv: list[str] | None = None) -> dict | None:
+    from trustframe.recipes import cli, wants_recipe
 
-def main(argv: list[str] | None = None) -> None:
+    if wants_recipe(argv):
+        return cli("generator", argv)
     cfg, command = parse_config(TrainConfig, argv, "trustframe.generator.train_vae", __doc__.splitlines()[0])
     rank, world_size, rng = init_process(cfg.seed, cfg.threads)
     master = rank == 0
 
     from trustframe.generator import world
-    from trustframe.weights import load_checkpoint, save_checkpoint
 
-    previous = None
-    if cfg.init_from:
-        previous = load_checkpoint("generator", cfg.init_from)
-        vae = grown_vae(VAEConfig.from_dict(previous.card["config"]), previous.state_dict, cfg.grow_decoder)
+    # --- model: from scratch (a size) or from other weights (a preset or a run's checkpoint) ---
+    base = load_weights("generator", cfg.init_from) if cfg.init_from else None
+    if base is not None:
+        vae = grown_vae(VAEConfig.from_dict(base.card["config"]), base.state_dict, cfg.grow_decoder)
     else:
-        vae = create_vae(cfg.size, latent_channels=cfg.latent_channels, width=cfg.width)
+        vae = create_vae(cfg.size, **({"refine_blocks": cfg.refine_blocks} if cfg.refine_blocks >= 0 else {}))
     trainable = vae.decoder if cfg.decoder_only else vae
     if cfg.decoder_only:
         vae.encoder.requires_grad_(False)
     model = torch.nn.parallel.DistributedDataParallel(trainable) if world_size > 1 else trainable
     opt = torch.optim.AdamW(trainable.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    run_dir = Path(cfg.out) / cfg.name
-    state_path = run_dir / "state.pt"
-    step, elapsed0, log = 0, 0.0, []
-    st = resume_state(state_path, {"model": vae, "opt": opt})
-    if st is not None:
-        step, elapsed0 = int(st["step"]), float(st["elapsed"])
-        if master:
-            print(f"resumed at step {step}, {elapsed0 / 60:.1f} min", flush=True)
-    # Checkpoints are scored on the first 8 of the final check's 16 clips (half the time). The two figures
-    # differ by the clips, not the weights: the shipped tfvae-f4c8 scores 32.37 dB on the 8 and 31.70 on
-    # the 16.
-    evalset = heldout_clips(8) if master else []
+    run = Run(cfg, world_size)
+    run.resume({"model": vae, "opt": opt})
+    # checkpoints are scored on the first half of the final check's clips (half the time)
+    evalset = heldout_clips(max(1, cfg.eval_clips // 2)) if master else []
     n_params = sum(p.numel() for p in vae.parameters())
     if master:
         print(f"{cfg.name}: {n_params / 1e6:.2f}M params, {world_size} process(es)", flush=True)
 
+    # --- data: rendered on the fly ---
     def crop_batch():
         xs = []
         for _ in range(cfg.crop_batch):
@@ -200,27 +151,13 @@ def main(argv: list[str] | None = None) -> None:
             xs.append(to_tensor(clip[int(rng.integers(9)):][:1]))
         return torch.stack(xs)  # (12, 3, 1, H, W)
 
-    t_start = time.time() - elapsed0
-    last_ckpt = time.time()
-    budget = cfg.minutes * 60
-
-    def save_state():
-        run_dir.mkdir(parents=True, exist_ok=True)
-        torch.save({"model": vae.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "elapsed": time.time() - t_start}, state_path.with_suffix(".tmp"))
-        os.replace(state_path.with_suffix(".tmp"), state_path)
-
-    while True:
-        elapsed = shared_elapsed(t_start, world_size)
-        if elapsed >= budget:
-            break
-        frac = elapsed / budget
-        lr = cfg.lr * min(1.0, (step + 1) / 100) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
-        for g in opt.param_groups:
-            g["lr"] = lr
-        if step % cfg.full_every == cfg.full_every - 1:
+    # --- training loop ---
+    while run.running():
+        lr = cosine_lr(cfg.lr, run.step, run.frac, warmup=100, floor=0.05)
+        set_lr(opt, lr)
+        if run.step % cfg.full_every == cfg.full_every - 1:
             x = full_batch()
-        elif step % cfg.image_every == cfg.image_every - 1:
+        elif run.step % cfg.image_every == cfg.image_every - 1:
             x = image_batch()
         else:
             x = crop_batch()
@@ -237,64 +174,54 @@ def main(argv: list[str] | None = None) -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
-        step += 1
-        if master and step % 50 == 0:
-            print(f"step {step} {elapsed / 60:.1f}min lr {lr:.2e} loss {loss.item():.4f} kl {kl.item():.2f}",
-                  flush=True)
-        if master and time.time() - last_ckpt > cfg.ckpt_minutes * 60:
-            save_state()
-            last_ckpt = time.time()
+        run.step += 1
+        if master and run.step % 50 == 0:
+            print(f"step {run.step} {run.elapsed / 60:.1f}min lr {lr:.2e} loss {loss.item():.4f} "
+                  f"kl {kl.item():.2f}", flush=True)
+        if master and run.checkpoint_due():
+            run.save({"model": vae, "opt": opt})
             val = evaluate_psnr(vae, evalset)
-            log.append({"step": step, "minutes": round(elapsed / 60, 2), "heldout_psnr": round(val, 2)})
-            print(f"checkpoint step {step}: held-out PSNR ({len(evalset)} clips) {val:.2f} dB", flush=True)
+            run.log.append({"step": run.step, "minutes": round(run.elapsed / 60, 2),
+                            "heldout_psnr": round(val, 2)})
+            print(f"checkpoint step {run.step}: held-out PSNR ({len(evalset)} clips) {val:.2f} dB",
+                  flush=True)
 
+    # --- the end: measure, write the run's weights (fp16, as shipped), export ---
     check_in_sync(vae, rank, world_size)
+    result = None
     if master:
-        save_state()
-        train_minutes = (time.time() - t_start) / 60
-        val = evaluate_psnr(vae, heldout_clips(16))
-        print(f"final step {step}: held-out PSNR (16 clips) {val:.2f} dB", flush=True)
+        run.save({"model": vae, "opt": opt})
+        clips = heldout_clips(cfg.eval_clips)
+        val = evaluate_psnr(vae, clips)
         # latent statistics for the diffusion model (per-channel shift/scale), on training clips; a
         # decoder-only fine-tune keeps its base's, which the DiTs trained on that encoder use
-        if cfg.decoder_only and previous is not None:
-            mean, std = previous.card["latent_mean"], previous.card["latent_std"]
+        if cfg.decoder_only and base is not None:
+            mean, std = base.card["latent_mean"], base.card["latent_std"]
         else:
             with torch.no_grad():
                 vae.eval()
-                zs = torch.cat([vae.encode(full_batch()) for _ in range(16)])  # (32, C, 5, 8, 8)
+                zs = torch.cat([vae.encode(full_batch()) for _ in range(16)])  # (32, C, 5, 16, 16)
                 mean = zs.mean(dim=(0, 2, 3, 4)).tolist()
                 std = zs.std(dim=(0, 2, 3, 4)).tolist()
-        card = {
-            "name": cfg.export or cfg.name, "kind": "video-vae", "version": "0.1.0",
-            "config": vae.cfg.to_dict(), "latent_mean": mean, "latent_std": std,
-            "command": command, "train_config": asdict(cfg), "commit": git_commit(),
-            "commands": ([*previous.card.get("commands", [previous.card["command"]])] if previous else [])
-            + [command],
-            "data": "trustframe.generator.world clips rendered on the fly, split='train' "
-                    "(HELD_OUT pairs excluded)",
-            "steps": step, "train_minutes": round(train_minutes, 1), "processes": world_size,
-            "parameters": n_params,
-            "metrics": {"heldout_psnr_db_16clips_16x64x64": round(val, 2), "log": log},
-            # every run behind these weights, oldest first (a fine-tune keeps its base's stages)
-            "stages": [*(previous.card.get("stages", []) if previous else []), {
-                "command": command, "steps": step, "train_minutes": round(train_minutes, 1),
-                "processes": world_size, "heldout_psnr_db_16clips": round(val, 2),
-                "what": ("decoder only (encoder frozen, so the DiT's pre-encoded latents stay valid), "
-                         "decoding the posterior mean" if cfg.decoder_only else "whole VAE, L1 + MSE + KL")
-                + (f", object pixels weighted {1 + cfg.fg_weight:g}x" if cfg.fg_weight > 0 else "")
-                + (f", outlines +{cfg.edge_weight:g}" if cfg.edge_weight > 0 else "")
-                + (f", decoder grown by {cfg.grow_decoder} last-level blocks" if cfg.grow_decoder else "")}],
-        }
-        save_checkpoint(run_dir / cfg.name, vae.state_dict(), card)
+        half = {k: v.half() for k, v in vae.state_dict().items()}
+        vae.load_state_dict({k: v.float() for k, v in half.items()})
+        metrics = {f"heldout_psnr_db_{len(clips)}clips_16x64x64": round(val, 2),
+                   "heldout_psnr_db_fp16": round(evaluate_psnr(vae, clips), 2)}
+        print(f"final step {run.step}: held-out PSNR ({len(clips)} clips) {val:.2f} dB, fp16 "
+              f"{metrics['heldout_psnr_db_fp16']} dB", flush=True)
+        card = {"name": cfg.name, "kind": "video-vae", "version": "0.1.0", "config": vae.cfg.to_dict(),
+                "latent_mean": mean, "latent_std": std, "parameters": n_params,
+                "data": "trustframe.generator.world clips rendered on the fly, split='train' (HELD_OUT "
+                        "pairs excluded)",
+                "command": command, "train_config": asdict(cfg), "commit": git_commit(),
+                "steps": run.step, "train_minutes": round(run.minutes, 1), "processes": world_size,
+                "metrics": metrics, "log": run.log, "weights": "fp16"}
+        weights = run.write(half, card)
         if cfg.export:
-            sd = {k: v.half() for k, v in vae.state_dict().items()}
-            vae.load_state_dict({k: v.float() for k, v in sd.items()})
-            card["metrics"]["heldout_psnr_db_fp16"] = round(evaluate_psnr(vae, heldout_clips(16)), 2)
-            dest = Path(__file__).parent / "weights" / cfg.export
-            save_checkpoint(dest, sd, card)
-            print(f"exported {dest}.safetensors (fp16 PSNR {card['metrics']['heldout_psnr_db_fp16']} dB)",
-                  flush=True)
+            export("generator", [weights])
+        result = run.result([weights], metrics)
     finish_process(world_size)
+    return result
 
 
 if __name__ == "__main__":

@@ -5,8 +5,8 @@ The design follows CogVideoX / Open-Sora-Plan at toy size:
   output frame never depends on later input frames;
 - temporal compression keeps the first frame alone: T = 1 + 4k frames -> 1 + k latent frames, so an
   image is a one-frame video and shares the model with clips;
-- spatial compression by a 2x2 pixel-unshuffle then strided convolutions (8x8 in total for the shipped
-  preset; 4x4 is a config away);
+- spatial compression by a 2x2 pixel-unshuffle then strided convolutions (4x4 in total for the shipped
+  size `vae-f4c8`, 8x8 for `vae-f8c8`);
 - normalisation is per frame (GroupNorm over C, H, W) so it does not leak the future into the past;
 - a small-beta KL regulariser keeps the latent space smooth for the diffusion model.
 Clips whose length is not 1 + 4k are padded at the end by repeating the last frame and cropped after
@@ -49,11 +49,15 @@ class VAEConfig:
         return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
 
 
+# Sizes: what a name builds. A size is not a weights preset: the shipped `tfvae-f4c8` weights are the size
+# `vae-f4c8` (generator/weights/tfvae-f4c8.recipe.toml trains them).
 VAE_SIZES = {
-    # name -> config; `tfvae-f8c8`: 4x time, 8x8 space, 8 latent channels
-    "tfvae-f8c8": VAEConfig(latent_channels=8, width=48, mults=(1, 2, 2)),
-    "tfvae-f4c8": VAEConfig(latent_channels=8, width=48, mults=(1, 2, 2), spatial_down=(True, False)),
-    "tfvae-tiny": VAEConfig(latent_channels=4, width=8, mults=(1, 2, 2)),
+    # 4x time, 4x4 space, 8 latent channels, 5 refine blocks: the shipped tfvae-f4c8's network
+    "vae-f4c8": VAEConfig(latent_channels=8, width=40, mults=(1, 2, 2), spatial_down=(True, False),
+                          refine_blocks=5),
+    # 4x time, 8x8 space (the detector's causal3d-f8t4 autoencoder is this size, narrower)
+    "vae-f8c8": VAEConfig(latent_channels=8, width=48, mults=(1, 2, 2)),
+    "vae-tiny": VAEConfig(latent_channels=4, width=8, mults=(1, 2, 2)),  # tests
 }
 
 
@@ -235,6 +239,10 @@ class VideoVAE(nn.Module):
         return rec, kl
 
 
-def create_vae(name: str, **overrides) -> VideoVAE:
-    cfg = VAEConfig(**{**VAE_SIZES[name].to_dict(), **overrides})
+def create_vae(size: str, **overrides) -> VideoVAE:
+    """A freshly initialised VAE of `size` (a key of VAE_SIZES), fields overridden by `overrides`."""
+    if size not in VAE_SIZES:
+        raise ValueError(f"unknown VAE size {size!r} (sizes: {', '.join(VAE_SIZES)}; a weights preset such "
+                         "as tfvae-f4c8 loads with trustframe.generator.models.load_vae)")
+    cfg = VAEConfig(**{**VAE_SIZES[size].to_dict(), **overrides})
     return VideoVAE(cfg)

@@ -34,7 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from trustframe.errors import ConfigError
-from trustframe.service.audit import audit_many, expand
+from trustframe.media import expand
+from trustframe.service.audit import audit_many
 from trustframe.service.verdict import LABELS, Verdict
 from trustframe.settings import Settings, load_settings
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from trustframe.errors import ConfigError
 from trustframe.settings import load_settings
@@ -22,6 +23,37 @@ LABEL_STYLE = {"ai-generated": "bold red", "likely-ai-generated": "red", "tamper
 
 def _emit_json(obj) -> None:
     typer.echo(json.dumps(obj, sort_keys=False))
+
+
+FILE_NAME_MAX_WIDTH = 48  # the file column is at least as wide as the longest name, up to this
+
+
+def file_cell(file: str) -> Text:
+    """A file in the audit table: its name on the first line, its folder dimmed on the next. The
+    column folds long text instead of cutting it, so a long path never hides the name."""
+    path = Path(file)
+    cell = Text(path.name or file)
+    if path.name and str(path.parent) != ".":
+        cell.append("\n" + str(path.parent), style="dim")
+    return cell
+
+
+def verdict_table(title: str | None = None) -> Table:
+    """The table `audit` and `demo` print: file (name, then folder), label, reasons."""
+    t = Table(title=title, show_lines=False)
+    t.add_column("file", overflow="fold")
+    t.add_column("label", no_wrap=True)
+    t.add_column("reasons", overflow="fold")
+    return t
+
+
+def add_verdict(table: Table, v, *, reasons_sep: str = "; ") -> None:
+    """One row for Verdict `v`; plain text (a file name with [brackets] is not markup)."""
+    name_width = min(len(Path(v.file).name), FILE_NAME_MAX_WIDTH)
+    column = table.columns[0]
+    column.min_width = max(column.min_width or 0, name_width)
+    table.add_row(file_cell(v.file), Text(v.label, style=LABEL_STYLE.get(v.label, "")),
+                  Text(reasons_sep.join(v.reasons)))
 
 
 @keys_app.command("init")
@@ -139,7 +171,7 @@ def audit(
 
         require_ray()
     err = Console(stderr=True)
-    table = Table("file", "label", "reasons", show_lines=False)
+    table = verdict_table()
 
     def show(v) -> None:
         if output is not None:
@@ -147,7 +179,7 @@ def audit(
         if as_json:
             typer.echo(v.to_json())
         else:
-            table.add_row(v.file, f"[{LABEL_STYLE.get(v.label, '')}]{v.label}[/]", "; ".join(v.reasons))
+            add_verdict(table, v)
 
     summary = batch.Summary()
     try:
@@ -212,9 +244,9 @@ def demo(
         for v in verdicts:
             typer.echo(v.to_json())
         return
-    t = Table("file", "label", "reasons", title=f"TrustFrame demo ({folder})")
+    t = verdict_table(f"TrustFrame demo ({folder})")
     for v in verdicts:
-        t.add_row(Path(v.file).name, f"[{LABEL_STYLE[v.label]}]{v.label}[/]", "\n".join(v.reasons))
+        add_verdict(t, v, reasons_sep="\n")
     Console(file=sys.stdout).print(t)
 
 

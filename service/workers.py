@@ -34,7 +34,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from queue import Empty, SimpleQueue
 
-from trustframe.service.audit import audit_file
+from trustframe.service.evidence import audit_file
 from trustframe.service.verdict import ErrorSection, Verdict
 from trustframe.settings import Settings
 

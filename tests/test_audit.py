@@ -5,8 +5,9 @@ import pytest
 
 import trustframe
 from trustframe import media
+from trustframe.media import expand
 from trustframe.provenance.signing import sign_file
-from trustframe.service.audit import audit_many, expand
+from trustframe.service.audit import audit_many
 from trustframe.service.verdict import SCHEMA, ProvenanceSection, WatermarkSection, decide_label
 
 

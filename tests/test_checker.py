@@ -10,12 +10,13 @@ from scipy import ndimage
 
 from trustframe.generator import checker, world
 from trustframe.generator.world import ClipSpec, ObjectSpec, ShotSpec
+from trustframe.generator.world import specs as world_specs
 
 
 def _one(shape="circle", colour="red", direction="right", background="noise", camera=None,
          frames=8, size="medium") -> ClipSpec:
     o = ObjectSpec(shape, colour, direction, "quickly", size)
-    ok = world._start_for(o, frames, np.random.default_rng(0), 64, 64)
+    ok = world_specs._start_for(o, frames, np.random.default_rng(0), 64, 64)
     assert ok
     return ClipSpec([ShotSpec([o], background, camera, "slate", 3)], frames=frames)
 

@@ -84,3 +84,20 @@ def test_demo_prints_every_case(run_cli, home, tmp_path):
     assert verdicts["camera-unsigned.jpg"] == "no-evidence"
     assert verdicts["bikes.mp4"] == "no-evidence"  # real camera footage
     assert verdicts["generated-reencoded-stripped.mp4"] == "ai-generated"  # recovered via the watermark
+
+
+def test_audit_table_shows_each_file_name_however_long_its_path(run_cli, home, media_files, tmp_path,
+                                                                 monkeypatch):
+    """A long path folds under the name instead of cutting it: the name stays whole on its own line."""
+    deep = tmp_path.joinpath(*[f"folder-{i:02d}-with-a-long-name" for i in range(6)])
+    deep.mkdir(parents=True)
+    names = ["camera-[take 2]-0042.png", "x.jpg"]  # brackets: plain text, not rich markup
+    (deep / names[0]).write_bytes(media_files["png"].read_bytes())
+    (deep / names[1]).write_bytes(media_files["jpg"].read_bytes())
+    monkeypatch.setenv("COLUMNS", "72")
+    code, out, _ = run_cli("audit", str(deep), "--no-detector")
+    assert code == 0
+    cells = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") == 4]
+    assert names[0] in cells and names[1] in cells
+    assert all(len(line) <= 72 for line in out.splitlines())
+    assert cells[cells.index(names[0]) + 1].startswith(str(tmp_path)[:12])  # then its folder, dimmed

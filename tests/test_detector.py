@@ -174,16 +174,16 @@ def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
     args = ["--data", "data", "--size", "det-tiny", "--batch", "8", "--name", "smoke", "--threads", "1"]
     subprocess.run([py, "-m", "trustframe.detector.train", *args, "--minutes", "0.05"], check=True, env=env,
                    capture_output=True, timeout=300)
-    card = json.loads((tmp_path / "runs" / "smoke" / "detector.json").read_text())
-    steps = card["recipe"]["steps"]
+    card = json.loads((tmp_path / "runs" / "smoke" / "smoke.json").read_text())
+    steps = card["steps"]
     assert steps > 0 and card["calibration"]["threshold_logit"] >= card["calibration"]["uncertain_logit"]
     torchrun = str(Path(py).parent / "torchrun")
     r = subprocess.run([torchrun, "--nproc-per-node", "2", "-m", "trustframe.detector.train", *args,
                         "--minutes", "0.1"], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "resuming at step" in r.stdout
-    card = json.loads((tmp_path / "runs" / "smoke" / "detector.json").read_text())
-    assert card["recipe"]["steps"] > steps
+    assert "resumed at step" in r.stdout
+    card = json.loads((tmp_path / "runs" / "smoke" / "smoke.json").read_text())
+    assert card["steps"] > steps
 
 
 def shortcut_features(clips: np.ndarray) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trustframe.generator.dit import DIT_SIZES, DiTBlock, apply_rope, create_dit, refine_patches, rope_3d
+from trustframe.generator.dit import DIT_SIZES, DiTBlock, apply_rope, create_dit, rope_3d
 from trustframe.generator.sampler import euler_sample, paired_flow_loss, rectified_flow_loss, time_grid
 from trustframe.generator.text import TEXT_SIZES, UNK, build_vocab, create_text_encoder, words
 from trustframe.generator.vae import VAE_SIZES, create_vae
@@ -66,7 +66,7 @@ def test_text_sizes_forward_backward(name):
 
 
 def test_adaln_zero_blocks_are_identity_at_init():
-    model = create_dit("tfdit-t", in_channels=4, context_dim=16)
+    model = create_dit("dit-t", in_channels=4, context_dim=16)
     x = torch.randn(2, 10, model.cfg.dim)
     c = torch.randn(2, model.cfg.dim)
     ang = rope_3d((1, 2, 5), model.cfg.dim // model.cfg.heads, 100.0)
@@ -81,7 +81,7 @@ def test_adaln_zero_blocks_are_identity_at_init():
 @pytest.mark.parametrize("frames,latent_frames", [(1, 1), (5, 2), (9, 3), (16, 5), (17, 5)])
 @pytest.mark.parametrize("hw", [(16, 16), (16, 24), (24, 16), (20, 12)])
 def test_vae_shapes(frames, latent_frames, hw):
-    vae = create_vae("tfvae-tiny").eval()
+    vae = create_vae("vae-tiny").eval()
     x = torch.rand(1, 3, frames, *hw) * 2 - 1
     with torch.no_grad():
         z = vae.encode(x)
@@ -93,7 +93,7 @@ def test_vae_shapes(frames, latent_frames, hw):
 
 
 def test_vae_is_causal():
-    vae = create_vae("tfvae-tiny").eval()
+    vae = create_vae("vae-tiny").eval()
     x = torch.rand(1, 3, 13, 16, 16) * 2 - 1
     y = x.clone()
     y[:, :, 9:] = torch.rand_like(y[:, :, 9:])  # change frames 9.. (latent frame 2 covers 5..8)
@@ -106,23 +106,26 @@ def test_vae_is_causal():
     assert torch.equal(da[:, :, :5], dc[:, :, :5]) and not torch.equal(da[:, :, 5:], dc[:, :, 5:])
 
 
-def test_refined_patches_compute_the_coarse_model_on_the_upsampled_latent():
-    torch.manual_seed(0)
-    coarse = create_dit("tfdit-t", patch=(1, 4, 4), in_channels=3, context_dim=16)
-    with torch.no_grad():  # adaLN-Zero starts at the identity with a zero output: make every path count
-        for p in coarse.parameters():
-            p.normal_(0, 0.2)
-    fine = refine_patches(coarse, (1, 2, 2))
-    assert fine.cfg.patch == (1, 2, 2) and fine.x_embed.in_features == 2 * 2 * 3
-    z, t, ctx = torch.randn(2, 3, 3, 8, 12), torch.rand(2), torch.randn(2, 5, 16)
-    up = z.repeat_interleave(2, dim=3).repeat_interleave(2, dim=4)  # every latent cell 2 x 2 times
-    with torch.no_grad():
-        want = torch.nn.functional.avg_pool3d(coarse(up, t, ctx), (1, 2, 2))
-        got = fine(z, t, ctx)
-    assert got.shape == z.shape
-    assert torch.allclose(got, want, atol=1e-4), (got - want).abs().max()
-    with pytest.raises(ValueError, match="cannot refine"):
-        refine_patches(coarse, (1, 3, 3))
+def test_size_names_build_what_ships_and_preset_names_are_only_weights():
+    """`vae-f4c8` / `dit-s` build the shipped tfvae-f4c8 / tfdit-s networks, state dict for state dict;
+    the presets' names are weights, not sizes."""
+    from trustframe.weights import load_checkpoint
+
+    vae = load_checkpoint("generator", "tfvae-f4c8")
+    dit = load_checkpoint("generator", "tfdit-s")
+    built = {"tfvae-f4c8": create_vae("vae-f4c8").state_dict(),
+             "tfdit-s": create_dit("dit-s", in_channels=dit.card["config"]["in_channels"],
+                                   context_dim=dit.card["config"]["context_dim"]).state_dict()}
+    for ck in (vae, dit):
+        assert {k: tuple(v.shape) for k, v in built[ck.name].items()} == \
+            {k: tuple(v.shape) for k, v in ck.state_dict.items()}
+    shipped = {k: tuple(v) if isinstance(v, list) else v for k, v in vae.card["config"].items()}
+    assert create_vae("vae-f4c8").cfg.to_dict() == shipped
+    assert not any(name.startswith("tf") for name in [*VAE_SIZES, *DIT_SIZES])
+    with pytest.raises(ValueError, match="weights preset"):
+        create_vae("tfvae-f4c8")
+    with pytest.raises(ValueError, match="weights preset"):
+        create_dit("tfdit-s")
 
 
 @pytest.mark.parametrize("grid", [(1, 1, 1), (5, 8, 8), (3, 12, 8), (7, 2, 3)])
@@ -144,7 +147,7 @@ def test_rope_any_grid(grid):
             return (ra * apply_rope(b.view(1, 1, 1, -1), ang[j:j + 1])).sum()
 
         assert torch.allclose(dot(0, hw), dot(hw, 2 * hw), atol=1e-4)
-    model = create_dit("tfdit-t", in_channels=4, context_dim=16)
+    model = create_dit("dit-t", in_channels=4, context_dim=16)
     _perturb_zero_inits(model)
     z = torch.randn(1, 4, grid[0], 2 * grid[1], 2 * grid[2])
     assert model(z, torch.rand(1), torch.randn(1, 2, 16)).shape == z.shape
@@ -152,7 +155,7 @@ def test_rope_any_grid(grid):
 
 def test_sampler_is_deterministic_with_seed():
     torch.manual_seed(0)
-    model = create_dit("tfdit-t", in_channels=4, context_dim=32).eval()
+    model = create_dit("dit-t", in_channels=4, context_dim=32).eval()
     _perturb_zero_inits(model)
     text = _tiny_text().eval()
     cond, uncond = text.encode(["a red ball moving left"]), text.encode([""])
@@ -255,7 +258,7 @@ def test_logit_normal_t_mean_moves_training_towards_high_noise():
 
 
 def test_rectified_flow_loss_is_finite():
-    model = create_dit("tfdit-t", in_channels=4, context_dim=32)
+    model = create_dit("dit-t", in_channels=4, context_dim=32)
     text = _tiny_text()
     ctx, mask, pooled = text.encode(["a red ball", ""])
     loss = rectified_flow_loss(lambda z, t: model(z, t, ctx, mask, pooled), torch.randn(2, 4, 2, 4, 4))
@@ -266,7 +269,7 @@ def test_rectified_flow_loss_is_finite():
 def test_absolute_positions_let_the_dit_place_things_rope_alone_cannot():
     """On a constant input every token looks the same; RoPE is relative, so without the absolute
     position features the output is the same everywhere (no prior on where objects are)."""
-    model = create_dit("tfdit-t", in_channels=4, context_dim=32)
+    model = create_dit("dit-t", in_channels=4, context_dim=32)
     _perturb_zero_inits(model)
     ctx, mask, pooled = _tiny_text().encode(["a red ball moving left"])
     z, t = torch.zeros(1, 4, 3, 8, 8), torch.full((1,), 0.9)

@@ -31,17 +31,40 @@ def test_refuse_unsafe_step():
 
 
 def test_sample_and_decode_steps(home):
-    req = GenerationRequest("a yellow star moving left", steps=4, upscale=1)
-    z = pipeline.sample_latents(req)
-    z2 = pipeline.sample_latents(req)
-    frames = pipeline.decode_watermarked(req, z, "00112233aabb", home)
-    assert frames.data.shape == (16, 64, 64, 3)
-    again = pipeline.decode_watermarked(req, z2, "00112233aabb", home)
-    assert np.array_equal(frames.data, again.data)  # a seed fixes the clip
+    """Each step gets the objects it uses: the generator (text encoder, DiT, sampler, VAE), the
+    watermarker."""
     from trustframe.generator.models import load_generator
 
-    raw = load_generator(req.preset).decode(z)
+    g = load_generator(pipeline.DEFAULT_PRESET)
+    marker = pipeline.Watermarker.from_settings(home)
+    req = GenerationRequest("a yellow star moving left", steps=4, upscale=1)
+    z = pipeline.sample_latents(req, g)
+    z2 = pipeline.sample_latents(req, g)
+    frames = pipeline.decode_watermarked(req, z, "00112233aabb", g, marker)
+    assert frames.data.shape == (16, 64, 64, 3)
+    again = pipeline.decode_watermarked(req, z2, "00112233aabb", g, marker)
+    assert np.array_equal(frames.data, again.data)  # a seed fixes the clip
+    raw = g.decode(z)
     assert not np.array_equal(raw, frames.data)  # the decode step always marks
+
+
+def test_sampler_settings_are_the_cards_read_back_whole():
+    """The DiT card stores the sampler's settings as one object; the generator samples with all of them."""
+    from trustframe.generator.models import load_generator
+    from trustframe.generator.sampler import SamplerSettings
+    from trustframe.weights import load_checkpoint
+
+    card = load_checkpoint("generator", pipeline.DEFAULT_PRESET).card
+    g = load_generator(pipeline.DEFAULT_PRESET)
+    assert g.sampler == SamplerSettings.from_card(card) and g.sampler.to_card() == card["sampler"]
+    assert g.sampler.shift == 3.0 and g.shift == g.sampler.shift
+    req = GenerationRequest("a red ball", guidance=4.0)
+    assert pipeline.sampler_settings(req, g) == g.sampler.override(guidance=4.0)
+    assert pipeline.sampler_settings(req, g).steps == card["sampler"]["steps"]
+    with pytest.raises(ConfigError, match="no sampler settings"):
+        SamplerSettings.from_card({"name": "old"})
+    with pytest.raises(ConfigError, match="unknown sampler settings"):
+        SamplerSettings.from_card({"sampler": {**card["sampler"], "eta": 0.5}})
 
 
 def test_generate_end_to_end_audits_as_ai_generated(home, tmp_path):
@@ -66,7 +89,10 @@ def test_generate_end_to_end_audits_as_ai_generated(home, tmp_path):
     m = store["manifests"][store["active_manifest"]]
     gen = next(a for a in m["assertions"] if a["label"] == pipeline.GENERATION_ASSERTION)["data"]
     assert set(gen["model_card_sha256"]) >= {"tfdit-s"}
-    assert gen["shape_guidance"] == pipeline.DEFAULT_SHAPE_GUIDANCE  # enough to rerun the sampler
+    sampler = pipeline.Pipeline.load(settings=home).generator.sampler  # the card's, as no option was given
+    assert gen["steps"] == 6 and gen["seed"] == 3  # enough to rerun the sampler
+    assert (gen["guidance"], gen["shape_guidance"], gen["shift"]) == (
+        sampler.guidance, sampler.shape_guidance, sampler.shift)
 
 
 def test_single_frame_makes_an_image(home, tmp_path):

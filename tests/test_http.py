@@ -147,7 +147,7 @@ def test_audit_failure_leaves_no_file_and_no_trace(home, spool_dir, monkeypatch)
     def boom(*_, **__):
         raise RuntimeError("secret internals at /srv/x.py")
 
-    monkeypatch.setattr("trustframe.service.http.audit", boom)
+    monkeypatch.setattr("trustframe.service.http.audit_routes.audit", boom)
     body = assert_problem(upload(client(), "a.png", b"data"), 500)
     assert "secret" not in str(body)
     assert list(spool_dir.iterdir()) == []
@@ -157,7 +157,7 @@ def test_trustframe_errors_map_to_their_status(home, monkeypatch):
     def too_big(*_, **__):
         raise MediaTooLarge("a.mp4: declared width 99999 px exceeds the limit 8192")
 
-    monkeypatch.setattr("trustframe.service.http.audit", too_big)
+    monkeypatch.setattr("trustframe.service.http.audit_routes.audit", too_big)
     body = assert_problem(upload(client(), "a.mp4", b"data"), 413)
     assert body["code"] == "media-too-large" and body["type"] == "urn:trustframe:problem:media-too-large"
     assert "99999" in body["detail"]
@@ -167,7 +167,7 @@ def test_server_side_errors_do_not_leak_paths(home, monkeypatch):
     def no_keys(*_, **__):
         raise KeysMissing("no signing keys in /srv/secret/keys; run `trustframe keys init`")
 
-    monkeypatch.setattr("trustframe.service.http.audit", no_keys)
+    monkeypatch.setattr("trustframe.service.http.audit_routes.audit", no_keys)
     body = assert_problem(upload(client(), "a.png", b"data"), 500)
     assert body["code"] == "keys-missing" and "/srv/secret" not in str(body)
 

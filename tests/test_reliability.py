@@ -41,12 +41,12 @@ def test_mp4_without_codec_context_is_an_error_verdict_and_the_batch_goes_on(
 
 
 def test_an_unexpected_failure_is_an_error_verdict(home, media_files, monkeypatch):
-    from trustframe.service import audit as audit_mod
+    from trustframe.service import evidence
 
     def explode(*a, **k):
         raise AttributeError("'NoneType' object has no attribute 'width'")
 
-    monkeypatch.setattr(audit_mod, "read_provenance", explode)  # fault injection: a bug in a reader
+    monkeypatch.setattr(evidence, "read_provenance", explode)  # fault injection: a bug in a reader
     v = trustframe.audit(media_files["png"], settings=home)
     assert v.label == "error" and v.error.code == "internal-error" and "AttributeError" in v.error.message
 
@@ -59,15 +59,16 @@ def server(home, monkeypatch):
     import uvicorn
 
     from trustframe.service import http
+    from trustframe.service.http import audit_routes
 
-    real = http.audit
+    real = audit_routes.audit
 
     def audit(path, *, settings, filename):
         if filename.startswith("boom"):
             raise RuntimeError("a bug in the audit")
         return real(path, settings=settings, filename=filename)
 
-    monkeypatch.setattr(http, "audit", audit)
+    monkeypatch.setattr(audit_routes, "audit", audit)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

@@ -186,11 +186,11 @@ def card(page, name: str):
 @needs_chromium
 def test_review_page_shows_each_verdict(world, page, monkeypatch):
     settings, files, facts = world
-    import trustframe.service.http as http
+    from trustframe.service.http import audit_routes
 
     # The page uploads one file at a time: the server never sees two audits at once.
     running, most, calls = [0], [0], []
-    real_audit = http.audit
+    real_audit = audit_routes.audit
 
     def counting_audit(*args, **kw):
         running[0] += 1
@@ -201,7 +201,7 @@ def test_review_page_shows_each_verdict(world, page, monkeypatch):
         finally:
             running[0] -= 1
 
-    monkeypatch.setattr(http, "audit", counting_audit)
+    monkeypatch.setattr(audit_routes, "audit", counting_audit)
     order = ["generated.png", "protected.png", "altered.png", "photo-edited.png", "notes.png", "clip.mp4"]
     with serve(settings) as url:
         page.goto(url)

@@ -256,7 +256,7 @@ def test_request_id_is_echoed_or_made(home, monkeypatch):
         def boom(*_, **__):
             raise RuntimeError("a bug")
 
-        monkeypatch.setattr(http, "audit", boom)
+        monkeypatch.setattr(http.audit_routes, "audit", boom)
         r = c.post("/v1/audit", files={"file": ("a.txt", TEXT)}, headers={"X-Request-ID": "crash-1"})
         assert r.status_code == 500 and r.headers["x-request-id"] == "crash-1"
 

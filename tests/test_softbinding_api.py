@@ -304,6 +304,29 @@ def test_by_content_with_watermark_model(service, tmp_path, monkeypatch):
     assert algs[0]["alg"] == WM_ALG and len(algs) == 2
 
 
+@pytest.mark.slow
+def test_by_content_with_the_real_watermark_matches_the_audit(home, tmp_path):
+    """The shipped watermark, end to end: a protected clip re-encoded without its manifest resolves to
+    the same manifest through `/v1/matches/byContent` as through the audit (one lookup serves both)."""
+    from conftest import scene
+
+    import trustframe
+    from trustframe.service.protect import protect_frames
+
+    signed = protect_frames(media.Frames(scene(16, 256, 256), fps=24.0), tmp_path / "marked.mp4",
+                            source_type="trainedAlgorithmicMedia", settings=home)
+    stripped = media.write(media.read(signed.path), tmp_path / "stripped.mp4", crf=28)
+    v = trustframe.audit(stripped, settings=home, detector=False)
+    assert v.provenance.recovered and v.provenance.manifest_id == signed.manifest_id
+    client = TestClient(create_app(home))
+    matches = _upload(client, stripped).json()["matches"]
+    assert [m["manifestId"] for m in matches] == [v.provenance.manifest_id]
+    assert 90 <= matches[0]["similarityScore"] <= 100
+    assert _upload(client, stripped, alg="x.y.1").json() == {"matches": []}  # another algorithm
+    unmarked = media.write(media.Frames(scene(16, 256, 256, seed=1), fps=24.0), tmp_path / "plain.mp4")
+    assert _upload(client, unmarked).json() == {"matches": []}
+
+
 def test_by_content_too_large(service, tmp_path):
     s = service.settings.model_copy(update={"upload_max_bytes": 100})
     png = tmp_path / "a.png"

@@ -15,19 +15,19 @@ RUNS = {
     "watermark": ("trustframe.watermark.train", ["--pool", "8", "--batch", "2", "--patch", "64",
                                                  "--out-px", "48", "--keys", "2", "--minutes", "0.1"],
                   "tfwm-base"),
-    "vae": ("trustframe.generator.train_vae", ["--minutes", "0.15", "--crop-batch", "2", "--width", "8"],
-            "tfvae-f8c16"),
+    "vae": ("trustframe.generator.train_vae", ["--minutes", "0.15", "--crop-batch", "2", "--size", "vae-tiny",
+                                               "--eval-clips", "2"], "tfvae-f4c8"),
     "dit": ("trustframe.generator.train_dit", ["--clips", "16", "--captions-per-clip", "1", "--batch", "2",
                                                "--minutes", "0.1"], "tfdit-s"),
     "dit-finetune": ("trustframe.generator.train_dit",
                      ["--clips", "16", "--captions-per-clip", "1", "--batch", "2", "--minutes", "0.1",
                       "--init-from", "tfdit-s", "--fg-weight", "4", "--attr-weight", "0.2", "--t-mean", "1",
-                      "--pair-weight", "0.5", "--pairs", "4", "--pair-batch", "2", "--patch-px", "8"],
+                      "--pair-weight", "0.5", "--pairs", "4", "--pair-batch", "2"],
                      "tfdit-s"),
     "vae-decoder-finetune": ("trustframe.generator.train_vae",
                              ["--minutes", "0.15", "--crop-batch", "2", "--init-from", "tfvae-f4c8",
                               "--decoder-only", "--fg-weight", "4", "--edge-weight", "8",
-                              "--grow-decoder", "1", "--name", "ft"],
+                              "--grow-decoder", "1", "--name", "ft", "--eval-clips", "2"],
                              "ft"),
 }
 
@@ -42,43 +42,34 @@ def test_trainer_runs_under_torchrun(tmp_path, which):
     # launcher's own traceback at the end
     assert r.returncode == 0, r.stderr[:6000] + "\n...\n" + r.stderr[-1500:]
     assert (tmp_path / name / "state.pt").is_file()
-    if which == "dit-finetune":  # the fine-tune keeps what the base's card says of the base's own making
+    assert (tmp_path / name / f"{name}.safetensors").is_file()  # the run's weights, as they would ship
+    if which == "dit-finetune":  # a fine-tune's run card is flat: this run only, its text encoder beside it
         import json
 
-        import torch
-
-        from trustframe.weights import load_checkpoint
-
-        base = load_checkpoint("generator", "tfdit-s").card
-        state = torch.load(tmp_path / name / "state.pt", weights_only=True)
-        prior = json.loads(state["prior"])
-        assert prior["steps"] == base["steps"]
-        assert prior["init_from"] == base["init_from"]
-        # --patch-px 8 refined the base's 16-px patches (4 x 4 cells of the f4 VAE) into 2 x 2 cells
-        assert base["config"]["patch"] == [1, 4, 4]
-        assert state["model"]["dit.x_embed.weight"].shape[1] == 2 * 2 * base["config"]["in_channels"]
+        card = json.loads((tmp_path / name / f"{name}.json").read_text())
+        assert card["train_config"]["init_from"] == "tfdit-s" and "init_from" not in card
+        assert card["text_encoder"] == f"{name}-text"
+        assert (tmp_path / name / f"{name}-text.safetensors").is_file()
+        assert card["config"]["patch"] == [1, 4, 4]
 
 
-def test_a_vae_fine_tune_card_keeps_every_stage_behind_its_weights(tmp_path):
-    """The shipped VAE was trained in stages; a decoder fine-tune's card lists them all, then its own."""
+def test_a_vae_decoder_fine_tune_grows_the_decoder_and_keeps_the_latent_statistics(tmp_path):
+    """A decoder-only fine-tune of the shipped VAE: one more refine block, the encoder (hence the latent
+    statistics the DiT was trained with) exactly as shipped; its run card is flat."""
     import json
 
     from trustframe.weights import load_checkpoint
 
     base_card = load_checkpoint("generator", "tfvae-f4c8").card
-    base = base_card["stages"]
     cmd = [sys.executable, "-m", "trustframe.generator.train_vae", *RUNS["vae-decoder-finetune"][1],
            "--out", str(tmp_path)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
     card = json.loads((tmp_path / "ft" / "ft.json").read_text())
-    assert card["stages"][:-1] == base
-    assert "--decoder-only" in card["stages"][-1]["command"]
-    assert card["stages"][-1]["what"].startswith("decoder only")
-    assert card["stages"][-1]["what"].endswith("outlines +8, decoder grown by 1 last-level blocks")
-    assert card["config"]["refine_blocks"] == base_card["config"].get("refine_blocks", 0) + 1
-    # the encoder is frozen, so the latent statistics the DiTs were trained with stay exactly as they were
+    assert card["config"]["refine_blocks"] == base_card["config"]["refine_blocks"] + 1
     assert (card["latent_mean"], card["latent_std"]) == (base_card["latent_mean"], base_card["latent_std"])
+    assert card["train_config"]["decoder_only"] and "stages" not in card and "commands" not in card
+    assert card["metrics"]["heldout_psnr_db_fp16"] > 10
 
 
 def test_vae_loss_weight_marks_object_outlines():
@@ -103,7 +94,8 @@ def test_a_grown_decoder_starts_as_exactly_its_base():
     import torch
 
     from trustframe.errors import ConfigError
-    from trustframe.generator.train_vae import grown_vae, heldout_clips
+    from trustframe.generator.tensors import heldout_clips
+    from trustframe.generator.train_vae import grown_vae
     from trustframe.generator.vae import VAEConfig
     from trustframe.weights import load_checkpoint
 
@@ -141,17 +133,44 @@ def test_a_watermark_fine_tune_starts_from_the_shipped_networks(tmp_path, init_f
     assert all(same) if init_from else not any(same)
 
 
-def test_a_watermark_card_lists_every_run_behind_its_weights():
-    from trustframe.watermark.train import stages_behind
+def test_the_schedule_warms_up_then_follows_the_budget_down_to_its_floor():
+    from trustframe.training import cosine_lr
 
-    run = {"command": "python -m trustframe.watermark.train --init-from tfwm-base", "steps": 5,
-           "train_minutes": 1.0, "processes": 1}
-    assert stages_behind({}, run) == [run]
-    one_run = {"training": {"command": "first", "steps": 10, "train_minutes": 2.0, "processes": 1, "log": []}}
-    first = {"command": "first", "steps": 10, "train_minutes": 2.0, "processes": 1}
-    assert stages_behind(one_run, run) == [first, run]
-    staged = {"training": {**one_run["training"], "stages": [first, run]}}
-    assert stages_behind(staged, run) == [first, run, run]
+    assert cosine_lr(1.0, 0, 0.0, warmup=10) == 0.1
+    assert cosine_lr(1.0, 99, 0.0, warmup=10) == 1.0
+    assert cosine_lr(1.0, 99, 0.5, warmup=10, floor=0.1) == pytest.approx(0.55)
+    assert cosine_lr(1.0, 99, 1.0, warmup=10, floor=0.05) == pytest.approx(0.05)
+    assert cosine_lr(1.0, 99, 2.0, warmup=10) == pytest.approx(0.0)  # past the budget: the floor
+
+
+def test_a_run_stops_at_its_stop_minute_resumes_and_writes_weights(tmp_path):
+    """--stop-at ends a run early while its schedule still follows --minutes; a second Run of the same
+    folder resumes the step count and clock; `write` + `load_weights` + `export` round-trip a checkpoint."""
+    import json
+    import time
+
+    import torch
+
+    from trustframe.training import Run, RunConfig, export, load_weights
+
+    cfg = RunConfig(name="toy", out=str(tmp_path), minutes=1.0, stop_at=0.002)
+    net = torch.nn.Linear(2, 2)
+    run = Run(cfg)
+    assert run.resume({"model": net}) is None
+    while run.running():
+        run.step += 1
+        time.sleep(0.01)
+    assert 0.12 <= run.elapsed < 1.0 and run.frac < 0.05  # stopped at 0.12 s of a 60 s budget
+    run.log.append({"step": run.step})
+    run.save({"model": net})
+    again = Run(cfg)
+    assert again.resume({"model": torch.nn.Linear(2, 2)}) is not None
+    assert again.step == run.step and again.log == run.log and again.elapsed == 0.0 and not again.running()
+    path = run.write(net.state_dict(), {"name": "toy", "config": {}})
+    ck = load_weights("generator", str(path))
+    assert ck.name == "toy" and torch.equal(ck.state_dict["weight"], net.weight.detach())
+    out = export("generator", [path], tmp_path / "shipped", [{"name": "toy", "flat": True}])
+    assert json.loads(out[0].with_suffix(".json").read_text()) == {"name": "toy", "flat": True}
 
 
 def test_a_run_refuses_to_resume_another_runs_checkpoint(tmp_path):

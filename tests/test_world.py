@@ -7,6 +7,7 @@ import pytest
 
 from trustframe.generator import captions, world
 from trustframe.generator.world import ClipSpec, ObjectSpec, ShotSpec
+from trustframe.generator.world import specs as world_specs
 
 
 def _specs(n: int, seed: int = 0, **kw) -> list[ClipSpec]:
@@ -57,7 +58,7 @@ def test_sampled_specs_respect_the_world_rules():
                 assert world.SPEEDS[o.speed] * (n - 1) >= world.MIN_TRAVEL
             for i, o in enumerate(shot.objects):
                 for p in shot.objects[i + 1:]:
-                    assert world._apart(o, p, n)
+                    assert world_specs._apart(o, p, n)
             for objs in world.groups(shot).values():  # a counted group moves together
                 assert len({(o.direction, o.speed, o.size) for o in objs}) == 1
         for shot in s.shots:
@@ -65,7 +66,7 @@ def test_sampled_specs_respect_the_world_rules():
                 assert shot.background in world.CAMERA_BACKGROUNDS[shot.camera]
                 assert shot.bg_tint in world.CAMERA_TINTS
         if len(s.shots) == 2:
-            assert world._tint_dist(s.shots[0].bg_tint, s.shots[1].bg_tint) >= 30
+            assert world_specs._tint_dist(s.shots[0].bg_tint, s.shots[1].bg_tint) >= 30
 
 
 def test_held_out_pairs_never_appear_in_train_and_always_in_heldout():
@@ -209,8 +210,7 @@ def test_latent_object_mask_covers_the_objects_on_the_latent_grid():
     alone (causal VAE), and the mask lies on the latent grid of a 4x-time, 4x-space VAE."""
     import torch
 
-    from trustframe.generator.train_dit import latent_object_mask
-    from trustframe.generator.train_vae import object_mask, to_tensor
+    from trustframe.generator.tensors import latent_object_mask, object_mask, to_tensor
 
     spec = world.sample_spec(np.random.default_rng(3), frames=16, height=64, width=96, multi_shot_p=0.0)
     x = to_tensor(world.render(spec))[None]  # (1, 3, 16, 64, 96)
@@ -298,8 +298,8 @@ def test_counterfactual_changes_one_named_thing_and_keeps_the_rest():
             # still a valid world clip: objects in frame and apart, so the checker can read it
             for shot, (a, b) in zip(other.shots, other.shot_ranges(), strict=True):
                 for j, o in enumerate(shot.objects):
-                    assert world._fits(o, b - a, other.height, other.width)
-                    assert all(world._apart(o, p, b - a) for p in shot.objects[j + 1:])
+                    assert world_specs._fits(o, b - a, other.height, other.width)
+                    assert all(world_specs._apart(o, p, b - a) for p in shot.objects[j + 1:])
             assert not np.array_equal(world.render(spec), world.render(other))
     assert made["shape"] > 100 and made["count"] > 20 and made["bind"] > 10  # of 120 specs
     with pytest.raises(ValueError, match="kind"):

@@ -14,6 +14,7 @@ from trustframe.errors import (
     CorruptMedia,
     MediaTooLarge,
     PolicyRefusal,
+    PromptNotUnderstood,
     TrustFrameError,
     UnsupportedMedia,
 )
@@ -25,8 +26,9 @@ except PackageNotFoundError:  # running from a source tree without an install
     __version__ = "0.0.0"
 
 __all__ = [
-    "ConfigError", "CorruptMedia", "Frames", "MediaTooLarge", "PolicyRefusal", "TrustFrameError",
-    "UnsupportedMedia", "Verdict", "__version__", "audit", "audit_many", "generate", "sign",
+    "ConfigError", "CorruptMedia", "Frames", "MediaTooLarge", "PolicyRefusal", "PromptNotUnderstood",
+    "TrustFrameError", "UnsupportedMedia", "Verdict", "__version__", "audit", "audit_many", "generate",
+    "sign",
 ]  # fmt: skip
 
 

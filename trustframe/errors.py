@@ -71,6 +71,20 @@ class PolicyRefusal(TrustFrameError):
         self.reason = reason
 
 
+class PromptNotUnderstood(TrustFrameError):
+    """The generator cannot read the prompt: nothing in it is a word its text encoder knows, or more
+    than half of its content words are unknown (`generator.text.read_prompt`)."""
+
+    code = "prompt-not-understood"
+    exit_code = 6
+    status = 422
+
+    def __init__(self, message: str, understood: tuple[str, ...] = (), unknown: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.understood = tuple(understood)
+        self.unknown = tuple(unknown)
+
+
 class NotFound(TrustFrameError):
     code = "not-found"
     exit_code = 3

@@ -10,10 +10,11 @@ always atomically (temp file in the same folder + rename).
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -91,6 +92,29 @@ class MediaInfo:
     duration_s: float
     size_bytes: int
     codec: str | None = None
+
+
+def expand(inputs: Iterable[str | os.PathLike]) -> Iterator[Path]:
+    """Files named by FILE, DIR (recursive, media extensions only) or GLOB arguments, in order.
+
+    A name that matches nothing is yielded as is, so that its audit reports the error.
+    """
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for f in sorted(files):
+                    if not f.startswith(".") and Path(f).suffix.lower() in EXTENSIONS:
+                        yield Path(root) / f
+        elif p.exists():
+            yield p
+        else:
+            matches = sorted(glob.glob(str(item), recursive=True))
+            if matches:
+                yield from (Path(m) for m in matches if Path(m).is_file())
+            else:
+                yield p
 
 
 def sniff(path: str | os.PathLike) -> str:

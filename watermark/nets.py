@@ -18,7 +18,7 @@ unmarked content the keyed readout gives unbiased bits whatever the networks out
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -91,26 +91,3 @@ class RevealNet(nn.Module):
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         hp = (y - blur(y, self.kernel)) * 32.0  # a 2/255 pattern -> ~0.25
         return self.body(hp)
-
-
-def widened_reveal(base: RevealNet, channels: int) -> RevealNet:
-    """A RevealNet with `channels` hidden channels that computes exactly what `base` computes.
-
-    The base's weights fill the first channels of every layer; the new channels get fresh random
-    weights into them and zero weights out of them (into the old channels and the output), so they
-    start silent and the gradient grows them from there.
-    """
-    old = base.cfg.reveal_channels
-    if channels < old:
-        raise ValueError(f"cannot narrow RevealNet from {old} to {channels} channels")
-    net = RevealNet(replace(base.cfg, reveal_channels=channels))
-    convs = [m for m in net.body if isinstance(m, nn.Conv2d)]
-    base_convs = [m for m in base.body if isinstance(m, nn.Conv2d)]
-    with torch.no_grad():
-        for i, (conv, b) in enumerate(zip(convs, base_convs, strict=True)):
-            o, c = b.weight.shape[:2]
-            conv.weight[:o, :c] = b.weight
-            conv.bias[:o] = b.bias
-            if i > 0:
-                conv.weight[:o, c:] = 0  # new channels feed nothing that already exists
-    return net
