@@ -8,7 +8,7 @@ whole folder for: decoding only (`trustframe.media.read` of the frames the audit
 process), `trustframe.service.batch.run` with the local engine (`--workers 1`, `2`) and with
 `--engine ray` (1 and 2 actors on a local Ray). Engine times include starting the worker
 processes or actors and loading their models; the local Ray's own start is timed apart. The
-audit runs as the CLI's default does (detector on, when a detector preset ships). Checks that
+audit runs as the CLI's default does (detector, watermark and C2PA on). Checks that
 every engine gives the same verdicts. Writes benchmarks/results/batch.json and batch.md.
 """
 
@@ -114,22 +114,20 @@ def main() -> None:
 
     reference = next(iter(seen.values()))
     same = all(v == reference for v in seen.values())
-    detector = not any("detector: not scored" in r for v in reference.values() for r in v[2])
     RESULTS.mkdir(exist_ok=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     meta = {"command": f"nice -n 19 python benchmarks/batch.py --files {args.files}",
             "machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d"), "folder": made, "detector_scored": detector,
+            "date": time.strftime("%Y-%m-%d"), "folder": made,
             "same_verdicts_across_engines": same, "load_average_1min_at_end": load}
     (RESULTS / "batch.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
     lines = [
         "# Batch audit throughput\n",
         f"`{meta['command']}` — {meta['machine']}, {meta['date']}. Folder: {made['images']} images "
         f"(256x256 PNG/JPEG/WebP) and {made['clips']} one-second 256x448 H.264 clips, "
-        f"{made['bytes'] / 1e6:.1f} MB. Detector {'on' if detector else 'not scored (no preset shipped)'}; "
-        f"watermark and C2PA on. Engine times include starting workers or actors and loading their "
-        f"models; a local Ray's own start is timed apart. Same verdicts from every engine: "
-        f"{'yes' if same else 'NO'}. 1-min load average at the end: "
+        f"{made['bytes'] / 1e6:.1f} MB. Detector, watermark and C2PA on. Engine times include starting "
+        f"workers or actors and loading their models; a local Ray's own start is timed apart. Same "
+        f"verdicts from every engine: {'yes' if same else 'NO'}. 1-min load average at the end: "
         f"{'n/a' if load is None else f'{load:.1f}'} (with other jobs running: compare rows with each "
         "other, not with other machines).\n",
         "| engine | workers | files/s | seconds | Ray start (s) |", "|---|---|---|---|---|"]

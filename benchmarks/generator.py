@@ -1,14 +1,18 @@
 """Generator benchmark: VAE PSNR, prompt adherence (seen / held-out combinations), cut accuracy,
 temporal consistency, Fréchet distance, speed and memory.
 
+Length: one benchmark whose sections (VAE, adherence, cuts, languages, counterfactuals, speed)
+share the loaded generator, the prompts and the report table.
+
     python benchmarks/generator.py    # shipped tfdit-s -> benchmarks/results/generator.{json,md}
-    python benchmarks/generator.py --prompts 20 --cuts 10 --dit runs/tfdit-s/export/tfdit-s.json --out /tmp/g
+    python benchmarks/generator.py --prompts 20 --cuts 10 --dit runs/tfdit-s/tfdit-s.json --out /tmp/g
 
 Prompts are captions (`trustframe.generator.captions.caption`) of world specs: "seen" specs come from
 split="train" (every (colour, shape) pair was in training, the clips and wordings are new), "held-out"
 specs from split="heldout" (the first object is a HELD_OUT pair never trained on). Each prompt is
-generated at the spec's size and length with 25 steps and the default guidance and shape guidance (prompts
-sampled in batches of `--batch` by `Generator.sample_batch`, which `Generator.sample` runs for one prompt),
+generated at the spec's size and length with the DiT card's sampler settings (`Generator.sampler`; flags
+override them), prompts sampled in batches of `--batch` by `Generator.sample_batch` (which
+`Generator.sample` runs for one prompt),
 read back by the analytic checker (`trustframe.generator.checker`) and scored with
 `adherence(...)["all"]`: every object's colour, shape, count and direction right in every shot, and
 the cut within +-1 frame. The same specs' ground-truth renders and their VAE reconstructions are
@@ -18,7 +22,7 @@ the same caption (same wording) with one attribute swapped (direction reversed, 
 shape or count) or the empty prompt, at t = 0.5 / 0.8 / 0.95 with the same noise. A swap that does
 not raise the loss is a word the model ignores; this moves long before sample adherence does.
 Counterfactual pairs: the same clip rendered twice, with one shape swapped or one object removed
-(`world.counterfactual`), captions worded alike; at one t and one noise for both, the share of the
+(`dit_data.counterfactual`), captions worded alike; at one t and one noise for both, the share of the
 difference between the two velocity targets that the denoiser predicts (1 - `paired_flow_loss`):
 0 = the word changes nothing, 1 = it changes exactly what it should.
 Adherence by starting noise: single-shot training-split clips are encoded, noised to t0 (0.3 ... 1.0)
@@ -51,7 +55,6 @@ import numpy as np
 import torch
 
 from trustframe.generator.models import to_uint8
-from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -84,10 +87,10 @@ def temporal_ssim(clip: np.ndarray, cut: int | None) -> float:
     return float(np.mean(vals)) if vals else 1.0
 
 
-def generate_batch(g, prompts: list[str], spec, args, shift, seed: int) -> list[np.ndarray]:
-    """Sample several prompts in one batch (`Generator.sample_batch`, what `generate` runs per prompt)."""
-    z = g.sample_batch(prompts, frames=spec.frames, height=spec.height, width=spec.width, steps=args.steps,
-                       guidance=args.guidance, shape_guidance=args.shape_guidance, seed=seed, shift=shift)
+def generate_batch(g, prompts: list[str], spec, seed: int) -> list[np.ndarray]:
+    """Sample several prompts in one batch (`Generator.sample_batch`, what `generate` runs per prompt),
+    with the generator's sampler settings (`g.sampler`)."""
+    z = g.sample_batch(prompts, frames=spec.frames, height=spec.height, width=spec.width, seed=seed)
     return list(g.decode_batch(z))
 
 
@@ -103,15 +106,16 @@ def clean_latents(g, specs) -> torch.Tensor:
 def counterfactual_effect(g, n: int, seed: int = 77) -> dict:
     """{kind: {t: share of the word's effect predicted}} on n counterfactual pairs per kind."""
     from trustframe.generator import captions, world
+    from trustframe.generator.dit_data import COUNTERFACTUAL_KINDS, counterfactual
     from trustframe.generator.sampler import paired_flow_loss
 
     rng = np.random.default_rng(seed)
     out: dict = {}
-    for kind in world.COUNTERFACTUAL_KINDS:
+    for kind in COUNTERFACTUAL_KINDS:
         pairs = []
         while len(pairs) < n:
             s = world.sample_spec(rng, frames=16, height=64, width=64, split="train", multi_shot_p=0.0)
-            other = world.counterfactual(s, rng, kind)
+            other = counterfactual(s, rng, kind)
             if other is not None:
                 q = int(rng.integers(2**63))
                 pairs.append((s, other, captions.caption(s, np.random.default_rng(q)),
@@ -177,9 +181,9 @@ def word_sensitivity(g, n: int, seed: int = 55) -> dict:
 NOISE_LEVELS = (0.3, 0.6, 0.8, 0.9, 1.0)
 
 
-def adherence_from_noise(g, n: int, guidance: float, shape_guidance: float, steps: int,
-                         seed: int = 66) -> dict:
-    """{t0: mean adherence} when sampling starts from the true latent noised to t0 (module docstring)."""
+def adherence_from_noise(g, n: int, seed: int = 66) -> dict:
+    """{t0: mean adherence} when sampling starts from the true latent noised to t0 (module docstring),
+    with the steps, guidance and shape guidance of `g.sampler` (and no time shift)."""
     from trustframe.generator import captions, checker, world
     from trustframe.generator.sampler import euler_sample
 
@@ -193,9 +197,9 @@ def adherence_from_noise(g, n: int, guidance: float, shape_guidance: float, step
         cond, uncond = g.text.encode(prompts), g.text.encode([""] * n)
         contrast = g.shape_contrast(prompts)
         for t0 in NOISE_LEVELS:
-            z = euler_sample(g.dit, tuple(z0.shape), cond, uncond, steps=max(2, round(steps * t0)),
-                             guidance=guidance, seed=seed, t_start=t0, start=z0, contrast=contrast,
-                             contrast_weight=shape_guidance)
+            z = euler_sample(g.dit, tuple(z0.shape), cond, uncond, steps=max(2, round(g.sampler.steps * t0)),
+                             guidance=g.sampler.guidance, seed=seed, t_start=t0, start=z0, contrast=contrast,
+                             contrast_weight=g.sampler.shape_guidance)
             clips = to_uint8(g.vae.decode(g.denormalise(z), 16, 64, 64))
             rows = [checker.adherence(s, checker.check(c)) for s, c in zip(specs, clips, strict=True)]
             out[str(t0)] = {k: round(float(np.mean([r[k] for r in rows])), 3) for k in rows[0]}
@@ -216,7 +220,7 @@ def shape_hits_by_size(spec, obs) -> list[tuple[str, bool]]:
 LANGUAGES = ("english", "chinese_simplified", "chinese_traditional")
 
 
-def language_adherence(g, n: int, args, shift, seed: int = 44) -> dict:
+def language_adherence(g, n: int, batch: int, seed: int = 44) -> dict:
     """{language: adherence} on n specs (split="train", a fifth two-shot) prompted in each of LANGUAGES;
     a language's prompts are sampled in the same batches with the same seeds as the others'."""
     from trustframe.generator import captions, captions_zh, checker, world
@@ -230,9 +234,9 @@ def language_adherence(g, n: int, args, shift, seed: int = 44) -> dict:
     rows: dict = {k: [] for k in LANGUAGES}
     t0 = time.time()
     for lang in LANGUAGES:
-        for i in range(0, n, args.batch):
-            clips = generate_batch(g, prompts[lang][i:i + args.batch], specs[i], args, shift, seed=i)
-            chunk = specs[i:i + args.batch]
+        for i in range(0, n, batch):
+            clips = generate_batch(g, prompts[lang][i:i + batch], specs[i], seed=i)
+            chunk = specs[i:i + batch]
             rows[lang] += [checker.adherence(s, checker.check(c)) for s, c in zip(chunk, clips, strict=True)]
         acc = np.mean([x["all"] for x in rows[lang]])
         print(f"languages: {lang} all-attributes {acc:.3f} ({time.time() - t0:.0f}s)", flush=True)
@@ -279,11 +283,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--cuts", type=int, default=60, help="extra two-shot prompts for cut accuracy")
     p.add_argument("--vae-clips", type=int, default=48)
     p.add_argument("--probe-clips", type=int, default=40, help="single-object clips for word sensitivity")
-    p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--guidance", type=float, default=DEFAULT_GUIDANCE)
-    p.add_argument("--shape-guidance", type=float, default=DEFAULT_SHAPE_GUIDANCE,
-                   help="contrastive shape guidance weight (0: off)")
-    p.add_argument("--shift", type=float, default=-1.0, help="sampler time shift (-1: the card's)")
+    # sampler settings: those the DiT card gives (`Generator.sampler`) unless given here
+    p.add_argument("--steps", type=int, default=None, help="Euler steps (default: the card's)")
+    p.add_argument("--guidance", type=float, default=None, help="CFG scale (default: the card's)")
+    p.add_argument("--shape-guidance", type=float, default=None,
+                   help="contrastive shape guidance weight (0: off; default: the card's)")
+    p.add_argument("--shift", type=float, default=None, help="sampler time shift (default: the card's)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--batch", type=int, default=12, help="prompts sampled together (same model and sampler)")
     p.add_argument("--languages", type=int, default=60,
@@ -311,25 +316,27 @@ def main(argv: list[str] | None = None) -> None:
         g.text.load_state_dict({k: v.float() for k, v in
                                 load_file(str(Path(args.text).with_suffix(".safetensors"))).items()})
         g.text.eval().requires_grad_(False)
-    shift = None if args.shift < 0 else args.shift
+    g.sampler = g.sampler.override(steps=args.steps, guidance=args.guidance,
+                                   shape_guidance=args.shape_guidance, shift=args.shift)
     vae = g.vae
     res: dict = {"command": command, "preset": g.name, "cards": [str(p.name) for p in g.card_paths],
-                 "steps": args.steps, "guidance": args.guidance, "shape_guidance": args.shape_guidance,
-                 "shift": shift if shift is not None else g.shift, "torch_threads": torch.get_num_threads(),
+                 "steps": g.sampler.steps, "guidance": g.sampler.guidance,
+                 "shape_guidance": g.sampler.shape_guidance, "shift": g.sampler.shift,
+                 "torch_threads": torch.get_num_threads(),
                  "machine": platform.processor() or platform.machine(),
                  "parameters": {k: sum(x.numel() for x in m.parameters())
                                 for k, m in (("vae", g.vae), ("text", g.text), ("dit", g.dit))}}
     t_all = time.time()
     if args.only == "languages":
-        res["languages"] = language_adherence(g, args.languages, args, shift)
+        res["languages"] = language_adherence(g, args.languages, args.batch)
         res["bench_seconds"] = round(time.time() - t_all, 1)
         out = Path(args.out + "-languages")
         out.parent.mkdir(parents=True, exist_ok=True)
         out.with_suffix(".json").write_text(json.dumps(res, ensure_ascii=False, indent=2) + "\n")
         md = (f"# Generator benchmark: English and Chinese prompts\n\nRerun: `{command}`\n\n"
-              f"Preset `{g.name}` (cards: {', '.join(res['cards'])}); {args.steps} Euler steps, "
-              f"guidance {args.guidance}, shape "
-              f"guidance {args.shape_guidance}; {res['bench_seconds']:.0f} s.\n\n" + languages_markdown(res))
+              f"Preset `{g.name}` (cards: {', '.join(res['cards'])}); {res['steps']} Euler steps, "
+              f"guidance {res['guidance']}, shape guidance {res['shape_guidance']}; "
+              f"{res['bench_seconds']:.0f} s.\n\n" + languages_markdown(res))
         out.with_suffix(".md").write_text(md)
         print(md)
         return
@@ -354,8 +361,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"word sensitivity (loss rise %) {res['word_sensitivity']['loss_rise_pct']}", flush=True)
     res["counterfactual_effect"] = counterfactual_effect(g, args.probe_clips)
     print(f"counterfactual effect predicted {res['counterfactual_effect']['share_predicted']}", flush=True)
-    res["adherence_from_noise"] = adherence_from_noise(g, args.probe_clips, args.guidance,
-                                                       args.shape_guidance, args.steps)
+    res["adherence_from_noise"] = adherence_from_noise(g, args.probe_clips)
     print(f"adherence from noise {res['adherence_from_noise']['levels']}", flush=True)
 
     # --- prompts ---
@@ -382,7 +388,7 @@ def main(argv: list[str] | None = None) -> None:
         for i, (spec, prompt) in enumerate(items):
             if i % args.batch == 0:  # every spec here is 16 x 64 x 64, so prompts batch together
                 chunk = [q for _, q in items[i:i + args.batch]]
-                generated = generate_batch(g, chunk, spec, args, shift, seed=i)
+                generated = generate_batch(g, chunk, spec, seed=i)
             gen = generated[i % args.batch]
             real = world.render(spec)
             x = to_tensor(real)[None]
@@ -429,7 +435,7 @@ def main(argv: list[str] | None = None) -> None:
                                    "n_per_set": len(fr[1::2]), "dims": int(fr.shape[1])}
 
     if args.languages:
-        res["languages"] = language_adherence(g, args.languages, args, shift)
+        res["languages"] = language_adherence(g, args.languages, args.batch)
 
     # --- speed and memory ---
     times = []

@@ -1,5 +1,7 @@
 """Prompt policy gate on held-out prompts in 11 languages.
 
+Length: the protocol, the per-language, per-category, obfuscation and timing tables are one report.
+
     . .venv/bin/activate && python benchmarks/policy.py
 
 Writes benchmarks/results/policy.json and policy.md:

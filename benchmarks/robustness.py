@@ -1,5 +1,9 @@
 """Robustness: mutated media through the audit, hostile uploads under HTTP load, kill -9 while signing.
 
+Length: one harness for three adversarial runs that share their originals, data directory and
+report; each part is a section below and runs alone by its flag. Splitting it into three scripts
+would copy the set-up three times. (A candidate for a package when a fourth part comes.)
+
     nice -n 19 .venv/bin/python benchmarks/robustness.py [--mutants 10000] [--requests 1000] [--kills 50]
 
 Three parts, each on small originals made here in a fresh data directory (keys from `init_keys`):

@@ -1,5 +1,8 @@
 """The detector's data: real footage and its aligned fakes, made reproducibly by one command.
 
+Length: sources, the shared treatment and the command that builds the splits belong together:
+the treatment is what keeps the classes alike, and the splits are what keep sources apart.
+
     python -m trustframe.detector.data --out runs/detector-data
 
 Real: the photos and clips that PyPI packages ship (`trustframe.watermark.data`: scikit-image and
@@ -10,7 +13,8 @@ noise). Fake: the same clips through an autoencoder (`autoencoders.DECODERS`), e
 Sharpness is taken off the table first: each pair is brought to the same fine-detail energy
 (`match_detail`: the real blurred down, or the fake sharpened up), so "blurry = fake" cannot be
 learnt. Both clips of a pair then get the same treatment (one draw of the parameters for both):
-resize, crop, and H.264 at CRF 18-40 or JPEG at quality 60-95 or nothing.
+resize, crop, and H.264 at CRF 18-40 or JPEG at quality 60-95 or nothing. Publishing after that
+(a GIF palette, grain: `gif_palette`, `grain`) is drawn per training crop in `train.py`.
 
 Splits by source, so no source image is in two of them:
 - train: the watermark's training photos, `china.jpg`, the first frames of both clips;

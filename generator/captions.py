@@ -289,16 +289,12 @@ def parse(prompt: str, *, frames: int | None = None, height: int = 64, width: in
 
     Object start positions are not in a prompt and are left at the frame centre. Returns None
     when no "colour shape" object is named. `frames` defaults to 16, or to what the prompt
-    says ("24 frames", "for 24 frames") when it says it outside a cut phrase.
+    says ("24 frames", "for 24 frames") when it says it outside a cut phrase. The shots and the cut
+    frame are those `split_shots` reads, as the generator samples them.
     """
     text = " " + prompt.lower().replace("—", ",") + " "
-    parts = _CUT_RE.split(text, maxsplit=1)
-    cut_at = None
-    if len(parts) == 2:
-        fm = _FRAME_RE.search(text)
-        if fm:
-            cut_at = int(fm.group(1) or fm.group(2))
-        parts = [_FRAME_RE.sub(" ", p) for p in parts]
+    parts, cut_at = split_shots(prompt)
+    parts = [f" {p.lower().replace('—', ',')} " for p in parts]  # a one-shot prompt comes back as given
     if frames is None:
         m = re.search(r"\b(\d{1,3})[-\s]frames?\b", _FRAME_RE.sub(" ", text))
         frames = int(m.group(1)) if m else 16

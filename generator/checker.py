@@ -1,12 +1,15 @@
 """An analytic checker: reads colour, shape, count, direction and the cut from a clip's pixels.
 
+Length: one reader, step by step (cut, objects, shapes, tracks, camera), each step a section.
+
 No learning: numpy + scipy only. Steps, for uint8 (T, H, W, 3) frames:
 1. Cut: a per-frame signature (4x4 grid of mean background colours, objects left out; a pan or
    zoom of a smooth background barely changes it) steps at a cut. The largest step (averaged
    over 2 frames each side, so a cut smeared by a VAE still peaks in its middle) is a cut when
    it is both large in absolute terms and large against the clip's other steps.
 2. Objects: world backgrounds are dark and desaturated and every palette colour has a channel
-   >= 205, so a pixel is foreground when its brightest channel or its saturation is high.
+   >= 205, so a pixel is foreground when its brightest channel or its saturation is high
+   (`world.is_object_pixel`).
    Connected components (>= MIN_AREA px) of the foreground per frame, each labelled with the
    nearest palette colour (median of its core pixels).
 3. Tracks: components of one colour are linked frame to frame by nearest centroid (tracks
@@ -36,12 +39,10 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
-from trustframe.generator.world import COLOURS, SHAPE_AREA, SHAPES, ClipSpec, shape_coverage
+from trustframe.generator.world import COLOURS, SHAPE_AREA, SHAPES, ClipSpec, is_object_pixel, shape_coverage
 
 _PALETTE = np.array(list(COLOURS.values()), dtype=np.float64)  # (K, 3)
 _NAMES = list(COLOURS)
-FG_MAX = 150.0  # a pixel whose brightest channel exceeds this is foreground (backgrounds <= ~120)
-FG_SAT = 110.0  # ... or whose max - min channel exceeds this
 CORE_MAX = 185.0  # core pixels used for the colour vote
 MIN_AREA = 14  # px; smaller components are noise or edge slivers
 CUT_WINDOW = 2  # frames averaged on each side of a candidate cut
@@ -146,9 +147,7 @@ def detect_cut(frames: np.ndarray) -> int | None:
 
 def _foreground(frames: np.ndarray) -> np.ndarray:
     f = frames.astype(np.int16)
-    mx = f.max(axis=-1)
-    mn = f.min(axis=-1)
-    return (mx > FG_MAX) | (mx - mn > FG_SAT)
+    return is_object_pixel(f.max(axis=-1), f.min(axis=-1))
 
 
 def _nearest_colour(rgb: np.ndarray) -> int:

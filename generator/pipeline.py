@@ -36,11 +36,6 @@ from trustframe.provenance.repository import ManifestRepository, open_repository
 from trustframe.provenance.signing import SignResult, sign_file
 from trustframe.settings import Settings, load_settings
 
-# The sampler's defaults as names, for generator/train_dit.py, which writes them into the DiT card it
-# exports (it could write `SamplerSettings().to_card()` instead). What they are and why: SamplerSettings.
-DEFAULT_GUIDANCE = SamplerSettings.guidance
-DEFAULT_SHAPE_GUIDANCE = SamplerSettings.shape_guidance
-DEFAULT_SHIFT = SamplerSettings.shift
 GENERATION_ASSERTION = "org.trustframe.generation"
 
 

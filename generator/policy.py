@@ -2,6 +2,9 @@
 the likeness of a real public figure, before anything is generated, in any of the languages
 people write prompts in.
 
+Length: the gate's two layers (rules from the policy file, the classifier trained at load) and
+the decision that combines them are one concern; text handling lives in `policy_text.py`.
+
 Two layers over one normalised text (see `policy_text.py` and `normalise`):
 
 * rules from the operator-editable policy file (`policy/policy.toml`): names of real public

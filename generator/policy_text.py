@@ -1,5 +1,8 @@
 """Text normalisation, phrase matching and language detection for the prompt policy gate (`policy.py`).
 
+Length: the script-by-script rules of 11 languages (folding, segmentation, obfuscation repair) are
+one concern; each function below is one rule, in the order `fold` applies them.
+
 What it holds:
 
 * `fold`: one canonical form per prompt, whatever its script or disguise. NFKC (full-width and

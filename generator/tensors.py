@@ -9,6 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from trustframe.generator import world
+
 
 def to_tensor(clip: np.ndarray) -> torch.Tensor:
     """uint8 (T, H, W, 3) -> float (3, T, H, W) in [-1, 1]."""
@@ -17,10 +19,9 @@ def to_tensor(clip: np.ndarray) -> torch.Tensor:
 
 def object_mask(x: torch.Tensor) -> torch.Tensor:
     """Clips (B, 3, T, H, W) in [-1, 1] -> float (B, 1, T, H, W), 1 on object pixels: objects are bright
-    or saturated, backgrounds dark and grey (world.py)."""
+    or saturated, backgrounds dark and grey (`world.is_object_pixel`)."""
     px = (x + 1) * 127.5
-    hi, lo = px.amax(1, keepdim=True), px.amin(1, keepdim=True)
-    return ((hi > 150) | (hi - lo > 110)).float()
+    return world.is_object_pixel(px.amax(1, keepdim=True), px.amin(1, keepdim=True)).float()
 
 
 def latent_object_mask(x: torch.Tensor, time_factor: int, space_factor: int) -> torch.Tensor:
@@ -42,8 +43,6 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 def heldout_clips(n: int = 16, seed: int = 12345, frames: int = 16) -> list[torch.Tensor]:
     """Held-out world clips (16 x 64 x 64; the first object of each is a held-out colour-shape pair)."""
-    from trustframe.generator import world
-
     rng = np.random.default_rng(seed)
     return [to_tensor(world.render(world.sample_spec(rng, frames=frames, split="heldout"))) for _ in range(n)]
 

@@ -125,8 +125,8 @@ class TextConfig:
 
 
 TEXT_SIZES = {
-    "tftext-s": TextConfig(dim=128, depth=2, heads=4),
-    "tftext-t": TextConfig(dim=32, depth=1, heads=2),
+    "text-s": TextConfig(dim=128, depth=2, heads=4),
+    "text-t": TextConfig(dim=32, depth=1, heads=2),
 }
 
 

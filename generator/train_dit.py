@@ -4,21 +4,22 @@
     python -m trustframe.generator.train_dit --minutes 70 [--export]  # one run
     torchrun --nproc_per_node 2 -m trustframe.generator.train_dit ...  # same script, DDP over gloo
 
-Stage 1 (once, cached in runs/<name>/latents.*): render world clips (split="train", so the HELD_OUT
-(colour, shape) pairs never appear), write several captions per clip, encode each clip with the
-shipped VAE (posterior mean) and store the latents by size bucket.
+Stage 1 (once, cached in runs/<name>/latents.* and pairs.*): the training data of `dit_data`: world
+clips (split="train", so the HELD_OUT (colour, shape) pairs never appear) with several captions each,
+and counterfactual pairs, encoded with the VAE (posterior mean) and stored by size bucket.
 Stage 2: rectified-flow training with logit-normal t (`--t-mean` > 0 trains more at high noise,
 where layout and motion are decided), 10% of captions dropped to the empty prompt (classifier-free
 guidance), AdamW, EMA of the weights; optional extra loss weight on latent cells that hold objects
 (`--fg-weight`), a training-only head that makes the text encoder name every attribute of the
 caption (`--attr-weight`, `CaptionAttributes`), and counterfactual pairs (`--pair-weight`): clips
 rendered twice, the second time with one shape swapped, one object removed, or one attribute exchanged
-between two objects (`world.counterfactual`), whose velocity difference the denoiser must predict
+between two objects (`dit_data.counterfactual`), whose velocity difference the denoiser must predict
 (`sampler.paired_flow_loss`); checkpoints every few minutes in runs/<name>/ (resumable: rerunning
 a command continues its run); the run ends by writing the EMA weights (fp16, as shipped) to
 runs/<name>/<name>.{safetensors,json} and <name>-text.*, which `--export` copies to generator/weights/.
 `--init-from` fine-tunes other weights (a shipped preset or a run's .safetensors; its text encoder is
-the one its card names, beside it) instead of starting from scratch.
+the one its card names, beside it) instead of starting from scratch. (The text encoder's Chinese rows
+are a later stage of the tfdit-s recipe: `train_text`.)
 """
 
 from __future__ import annotations
@@ -26,10 +27,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -37,8 +36,8 @@ import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-from trustframe.generator.pipeline import DEFAULT_GUIDANCE, DEFAULT_SHAPE_GUIDANCE, DEFAULT_SHIFT
-from trustframe.generator.tensors import latent_object_mask, normalised_latents, to_tensor
+from trustframe.generator.dit_data import BUCKETS, encode_dataset, encode_pairs, object_shares
+from trustframe.generator.sampler import SamplerSettings
 from trustframe.training import (
     Run,
     RunConfig,
@@ -55,19 +54,12 @@ from trustframe.training import (
     sibling,
 )
 
-REDRAWS = 50  # specs drawn for one counterfactual pair before it takes another kind
-
-# size buckets (frames, height, width) -> share of the training clips / batches
-BUCKETS: dict[tuple[int, int, int], float] = {
-    (16, 64, 64): 0.70, (16, 64, 96): 0.08, (16, 96, 64): 0.08, (24, 64, 64): 0.07, (8, 64, 64): 0.07,
-}  # fmt: skip
-
 
 @dataclass
 class TrainConfig(RunConfig):
     name: str = "tfdit-s"  # the DiT's name; its text encoder is <name>-text
     size: str = "dit-s"  # a key of dit.DIT_SIZES (from scratch)
-    text_size: str = "tftext-s"  # a key of text.TEXT_SIZES (from scratch)
+    text_size: str = "text-s"  # a key of text.TEXT_SIZES (from scratch)
     vae: str = "tfvae-f4c8"  # the VAE whose latents the DiT learns (a preset or a run's .safetensors)
     clips: int = 4000
     captions_per_clip: int = 6
@@ -158,113 +150,6 @@ class TextToVelocity(nn.Module):
     def forward(self, z, t, ids, mask):
         tokens, pooled = self.text(ids, mask)
         return self.dit(z, t, tokens, mask, pooled), pooled
-
-
-def object_shares(text: str) -> tuple[float, float, float] | None:
-    """`--objects-p` "p1,p2,p3" -> shares of shots with 1 / 2 / 3 objects ("" -> None, the world's mix)."""
-    from trustframe.generator.world import check_objects_p
-
-    if not text:
-        return None
-    try:
-        shares = tuple(float(v) for v in text.split(","))
-        check_objects_p(shares)
-    except ValueError as e:
-        raise SystemExit(f"--objects-p takes 3 shares of 1 / 2 / 3 objects that sum to 1, e.g. 0.4,0.3,0.3; "
-                         f"got {text!r}") from e
-    return shares
-
-
-def encode_dataset(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> None:
-    """Render + caption + encode `cfg.clips` clips into `path`.{safetensors,json}; the object masks
-    on the latent grid go beside the latents (key "<bucket>.fg")."""
-    from safetensors.torch import save_file
-
-    from trustframe.generator import world
-    from trustframe.generator.captions import caption
-
-    rng = np.random.default_rng(cfg.seed + 777)
-    objects_p = object_shares(cfg.objects_p)
-    tensors, caps = {}, {}
-    t0 = time.time()
-    for (f, h, w), share in BUCKETS.items():
-        n = int(round(cfg.clips * share))
-        zs, fgs, cs = [], [], []
-        for i in range(0, n, 8):
-            specs = [world.sample_spec(rng, frames=f, height=h, width=w, split="train",
-                                       multi_shot_p=cfg.multi_shot_p, objects_p=objects_p)
-                     for _ in range(min(8, n - i))]
-            x = torch.stack([to_tensor(world.render(s)) for s in specs])  # (B, 3, T, H, W)
-            zs.append(normalised_latents(vae, latent_mean, latent_std, x))
-            fgs.append(latent_object_mask(x, vae.cfg.time_factor, vae.cfg.space_factor))
-            if fgs[-1].shape[2:] != zs[-1].shape[2:]:
-                raise AssertionError(f"mask {tuple(fgs[-1].shape)} off the latent grid {tuple(zs[-1].shape)}")
-            cs += [[caption(s, rng) for _ in range(cfg.captions_per_clip)] for s in specs]
-        key = f"{f}x{h}x{w}"
-        tensors[key] = torch.cat(zs)
-        tensors[f"{key}.fg"] = torch.cat(fgs)
-        caps[key] = cs
-        print(f"encoded {key}: {tuple(tensors[key].shape)} ({time.time() - t0:.0f}s)", flush=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path.with_suffix(".safetensors")))
-    path.with_suffix(".json").write_text(json.dumps(caps))
-
-
-def pair_specs(cfg: TrainConfig, rng: np.random.Generator) -> list[tuple]:
-    """`cfg.pairs` (spec, counterfactual, kind) triples (16 x 64 x 64, `--objects-p`'s object counts),
-    the kinds in equal shares: a drawn spec that does not admit the kind in turn (one object cannot
-    lose an object or swap with another) is redrawn, up to `REDRAWS` times, and only then does the
-    pair take the next kind that spec admits."""
-    from trustframe.generator import world
-
-    objects_p = object_shares(cfg.objects_p)
-    kinds_all = world.COUNTERFACTUAL_KINDS
-    specs: list[tuple] = []
-    while len(specs) < cfg.pairs:
-        first = len(specs) % len(kinds_all)
-        for _ in range(REDRAWS):
-            spec = world.sample_spec(rng, frames=16, height=64, width=64, split="train",
-                                     multi_shot_p=cfg.multi_shot_p, objects_p=objects_p)
-            other = world.counterfactual(spec, rng, kinds_all[first])
-            if other is not None:
-                specs.append((spec, other, kinds_all[first]))
-                break
-        else:
-            for kind in kinds_all[first + 1:] + kinds_all[:first]:
-                other = world.counterfactual(spec, rng, kind)
-                if other is not None:
-                    specs.append((spec, other, kind))
-                    break
-    return specs
-
-
-def encode_pairs(cfg: TrainConfig, vae, latent_mean, latent_std, path: Path) -> None:
-    """Render + encode the counterfactual pairs of `pair_specs` into `path`.{safetensors,json}: latents
-    "a" (the drawn clip) and "b" (`world.counterfactual` of it), and per pair `captions_per_clip`
-    caption pairs worded alike (same rng seed)."""
-    from safetensors.torch import save_file
-
-    from trustframe.generator import world
-    from trustframe.generator.captions import caption
-
-    rng = np.random.default_rng(cfg.seed + 999)
-    specs = pair_specs(cfg, rng)
-    za, zb, caps = [], [], {"a": [], "b": [], "kind": [k for _, _, k in specs]}
-    t0 = time.time()
-    for i in range(0, len(specs), 8):
-        chunk = specs[i:i + 8]
-        x = torch.stack([to_tensor(world.render(s)) for pair in chunk for s in pair[:2]])  # a, b, a, b ...
-        z = normalised_latents(vae, latent_mean, latent_std, x)
-        za.append(z[0::2])
-        zb.append(z[1::2])
-        for a, b, _ in chunk:
-            seeds = [int(rng.integers(2**63)) for _ in range(cfg.captions_per_clip)]
-            caps["a"].append([caption(a, np.random.default_rng(q)) for q in seeds])
-            caps["b"].append([caption(b, np.random.default_rng(q)) for q in seeds])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"a": torch.cat(za), "b": torch.cat(zb)}, str(path.with_suffix(".safetensors")))
-    path.with_suffix(".json").write_text(json.dumps(caps))
-    print(f"encoded {len(specs)} counterfactual pairs ({time.time() - t0:.0f}s)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> dict | None:
@@ -363,9 +248,7 @@ def main(argv: list[str] | None = None) -> dict | None:
                     "parameters": n_params["dit"], "vae": vck.name, "text_encoder": text_name,
                     "vae_card_sha256": vck.card_sha256,
                     "latent_mean": vc["latent_mean"], "latent_std": vc["latent_std"],
-                    "sampler": {"kind": "rectified-flow euler + CFG + contrastive shape guidance",
-                                "steps": 25, "guidance": DEFAULT_GUIDANCE,
-                                "shape_guidance": DEFAULT_SHAPE_GUIDANCE, "shift": DEFAULT_SHIFT},
+                    "sampler": SamplerSettings().to_card(),
                     "weights": "EMA, fp16", "final": final, "data": data, "command": command,
                     "train_config": asdict(cfg), "commit": git_commit(), "steps": run.step,
                     "train_minutes": round(run.minutes, 1), "processes": world_size,

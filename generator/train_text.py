@@ -1,12 +1,14 @@
 """Teach the text encoder Chinese by distillation: new embedding rows only, one DiT for both languages.
 
-    python -m trustframe.generator.train_text --minutes 20 --export     # -> runs/tftext-zh/export/
+    python -m trustframe.generator.train --recipe tfdit-s --export   # its last stage runs this
+    python -m trustframe.generator.train_text --init-from tfdit-s --minutes 16 --batch 16 --clips 256
 
-The shipped text encoder's vocabulary gets the Chinese caption lexicon (`captions_zh.LEXICON`, Simplified;
-Traditional prompts are converted before tokenising) appended after its English words. Only those new
-rows train: the English rows, positions, transformer and the DiT stay frozen, so every English prompt
-encodes bit for bit as before. A new row starts as the mean of its English gloss's rows
-(`captions_zh.GLOSS`: 红色 -> "red", 向左 -> "to the left").
+The text encoder of the DiT given by `--init-from` (a shipped preset or a run's .safetensors; its text
+encoder is the one its card names, beside it) gets the Chinese caption lexicon (`captions_zh.LEXICON`,
+Simplified; Traditional prompts are converted before tokenising) appended to its vocabulary after its
+English words. Only those new rows train: the English rows, positions, transformer and the DiT stay
+frozen, so every English prompt encodes bit for bit as before. A new row starts as the mean of its
+English gloss's rows (`captions_zh.GLOSS`: 红色 -> "red", 向左 -> "to the left").
 
 Data: parallel captions, one world spec worded by `captions.caption` (English) and `captions_zh.caption_zh`
 (Chinese, Simplified or Traditional at random), new wordings every step. Loss:
@@ -14,30 +16,40 @@ Data: parallel captions, one world spec worded by `captions.caption` (English) a
   on the same noisy latent conditioned on the Chinese caption vs on the English one (output-level
   distillation: no token alignment needed); t drawn uniformly, some rows at t = 1 (pure noise);
 - pooled: the Chinese caption's pooled sentence vector vs the English one's, one- and two-shot specs.
-Resumable (runs/<out>/state.pt); `--export` writes `<preset>-text.{safetensors,json}` (fp16 like the
-shipped one) with a flat card: command, data, metrics on fixed held-out parallel captions.
+A run of `training.Run` (runs/<out>/<name>/, resumable); it ends by writing the DiT unchanged as
+<name>.{safetensors,json} and the text encoder (fp16 like the shipped one) as <name>-text.*, with a card
+that gives the data, the English and Chinese vocabulary and metrics on fixed held-out parallel captions;
+`--export` copies both to generator/weights/.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import os
-import subprocess
-import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from trustframe.training import init_process, parse_config, resume_state, shared_elapsed
+from trustframe.training import (
+    Run,
+    RunConfig,
+    cosine_lr,
+    export,
+    finish_process,
+    git_commit,
+    init_process,
+    load_weights,
+    parse_config,
+    set_lr,
+)
 
 
 @dataclass
-class TrainConfig:
-    preset: str = "tfdit-s"  # the DiT whose text encoder learns Chinese
+class TrainConfig(RunConfig):
+    name: str = "tfdit-s"  # the DiT (copied unchanged); its text encoder with Chinese rows is <name>-text
+    out: str = "runs/chinese"
+    init_from: str = "tfdit-s"  # the DiT whose text encoder learns Chinese
     minutes: float = 20.0
+    ckpt_minutes: float = 3.0
     lr: float = 3e-3
     batch: int = 8  # parallel captions per step through the DiT (velocity loss)
     pool_batch: int = 32  # parallel captions per step for the pooled-vector loss
@@ -45,12 +57,7 @@ class TrainConfig:
     clips: int = 192  # world clips in the latent pool (16x64x64, split="any")
     noise_p: float = 0.25  # share of velocity rows at t = 1 (pure noise, no clip)
     traditional_p: float = 0.3
-    seed: int = 0
-    threads: int = 1
-    ckpt_minutes: float = 3.0
-    eval_n: int = 48  # held-out parallel captions scored at export
-    out: str = "runs/tftext-zh"
-    export: bool = False
+    eval_n: int = 48  # held-out parallel captions scored at the end
 
 
 def extend_vocab(text, words: list[str], gloss: dict[str, str]):
@@ -71,14 +78,6 @@ def extend_vocab(text, words: list[str], gloss: dict[str, str]):
     state["embed.weight"] = torch.cat([old, torch.stack(rows)]) if rows else old
     out.load_state_dict(state)
     return out.eval()
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                              cwd=Path(__file__).parent, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return ""
 
 
 def parallel(spec, rng: np.random.Generator, traditional_p: float) -> tuple[str, str]:
@@ -121,20 +120,21 @@ def evaluate(g, text, n: int = 48, seed: int = 123) -> dict:
             "velocity_mse_vs_english_at_t0.8": gaps}
 
 
-def main(argv: list[str] | None = None) -> None:
-    cfg, command = parse_config(TrainConfig, argv, "trustframe.generator.train_text", __doc__.splitlines()[0])
-    rank, world_size, rng = init_process(cfg.seed, cfg.threads)
+def main(argv: list[str] | None = None) -> dict:
+    cfg, _ = parse_config(TrainConfig, argv, "trustframe.generator.train_text", __doc__.splitlines()[0])
+    _, world_size, rng = init_process(cfg.seed, cfg.threads)
     if world_size > 1:
         raise SystemExit("train_text runs in one process (it trains a few thousand embedding numbers)")
 
     from safetensors.torch import load_file, save_file
 
     from trustframe.generator import captions_zh, world
-    from trustframe.generator.models import load_generator
+    from trustframe.generator.captions import caption
+    from trustframe.generator.models import load_generator_from
     from trustframe.generator.tensors import to_tensor
-    from trustframe.weights import save_checkpoint
 
-    g = load_generator(cfg.preset)
+    dit = load_weights("generator", cfg.init_from)  # the DiT, copied unchanged into the run's weights
+    g = load_generator_from(dit.path.with_suffix(".json"))
     text = extend_vocab(g.text, list(captions_zh.LEXICON), captions_zh.GLOSS)
     # English words come first; Chinese words (already shipped ones too) after them, and only those train
     n_old = sum(not captions_zh.has_cjk(w) for w in text.cfg.vocab)
@@ -143,11 +143,11 @@ def main(argv: list[str] | None = None) -> None:
     text.requires_grad_(False)
     text.embed.weight.requires_grad_(True)
     opt = torch.optim.Adam([text.embed.weight], lr=cfg.lr)
-    run_dir = Path(cfg.out)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run = Run(cfg, world_size)
+    run.dir.mkdir(parents=True, exist_ok=True)
 
     # --- the latent pool: single-shot 16x64x64 specs, rendered and encoded once, cached ---
-    pool_path = run_dir / "pool.safetensors"
+    pool_path = run.dir / "pool.safetensors"
     prng = np.random.default_rng(cfg.seed + 7)
     specs = [world.sample_spec(prng, frames=16, height=64, width=64, split="any", multi_shot_p=0.0)
              for _ in range(cfg.clips)]
@@ -161,59 +161,44 @@ def main(argv: list[str] | None = None) -> None:
         save_file({"z": z0.contiguous()}, str(pool_path))
     assert len(z0) == len(specs), f"{pool_path} holds another pool: delete it"
 
-    step, elapsed0, log, commands = 0, 0.0, [], [command]
-    state_path = run_dir / "state.pt"
-    st = resume_state(state_path, {"text": text, "opt": opt})
-    if st is not None:
-        step, elapsed0 = int(st["step"]), float(st["elapsed"])
-        log, commands = json.loads(st["log"]), [*json.loads(st["commands"]), command]
-        print(f"resumed at step {step}, {elapsed0 / 60:.1f} min", flush=True)
+    run.resume({"text": text, "opt": opt})
     print(f"{len(text.cfg.vocab) - n_old} Chinese words on top of {n_old}; pool {tuple(z0.shape)}",
           flush=True)
+    avg = None  # running means of the velocity and pooled losses
 
-    def export(dest: Path, final: bool) -> None:
-        t_en = text.cfg.vocab[:n_old]
-        probe = [p for p in (world.sample_spec(np.random.default_rng(i), split="any") for i in range(40))]
-        from trustframe.generator.captions import caption
-
+    def write() -> tuple[list, dict]:
+        """The DiT (unchanged) and the text encoder (fp16) with their cards, in the run's folder; and the
+        held-out metrics."""
+        text_name = f"{cfg.name}-text"
+        probe = [world.sample_spec(np.random.default_rng(i), split="any") for i in range(40)]
         en = [caption(s, np.random.default_rng(i)) for i, s in enumerate(probe)]
         text.requires_grad_(False)  # as shipped: frozen, eval (the transformer's fast path), no autograd
         with torch.no_grad():
             same = all(torch.equal(a, b) for a, b in zip(g.text.encode(en), text.encode(en), strict=True))
-        base = g.card["text"]
-        card = {"name": base["name"], "kind": "text-encoder", "version": base.get("version", "0.1.0"),
+        card = {"name": text_name, "kind": "text-encoder", "version": g.card["text"].get("version", "0.1.0"),
                 "config": text.cfg.to_dict(), "parameters": sum(p.numel() for p in text.parameters()),
-                "command": command, "commands": commands, "train_config": asdict(cfg), "commit": _commit(),
+                "weights": "fp16", "commit": git_commit(),
                 "data": f"parallel captions (captions.caption / captions_zh.caption_zh, Traditional "
                         f"{cfg.traditional_p:.0%}) of world specs drawn fresh every step; velocity loss on a "
                         f"pool of {len(specs)} single-shot 16x64x64 clips (split='any'), "
-                        f"{cfg.noise_p:.0%} of rows "
-                        f"at pure noise",
-                "english": {"words": len(t_en),
-                            "from": {k: base.get(k) for k in ("command", "commit", "steps", "train_minutes")},
+                        f"{cfg.noise_p:.0%} of rows at pure noise",
+                "english": {"words": n_old,
+                            "from": {"dit": cfg.init_from, "commit": dit.card.get("commit", "")},
                             "rows_frozen": True, "english_encodings_identical": same},
-                "chinese": {"words": len(text.cfg.vocab) - len(t_en), "normalise": "NFKC + OpenCC t2s",
+                "chinese": {"words": len(text.cfg.vocab) - n_old, "normalise": "NFKC + OpenCC t2s",
                             "segment": "longest match against the Chinese vocabulary"},
-                "steps": step, "train_minutes": round((time.time() - t_start) / 60, 1),
-                "metrics": evaluate(g, text, cfg.eval_n), "log": log[-6:], "weights": "fp16", "final": final}
-        save_checkpoint(dest / base["name"], {k: v.half() for k, v in text.state_dict().items()}, card)
-        text.embed.weight.requires_grad_(True)
-        print(f"exported {dest / base['name']}.json: {card['metrics']}", flush=True)
+                "steps": run.step, "train_minutes": round(run.minutes, 1),
+                "metrics": evaluate(g, text, cfg.eval_n)}
+        dit_card = {**dit.card, "name": cfg.name, "text_encoder": text_name}
+        written = [run.write(dit.state_dict, dit_card),
+                   run.write({k: v.half() for k, v in text.state_dict().items()}, card, text_name)]
+        print(f"{text_name}: {card['metrics']}", flush=True)
+        return written, card["metrics"]
 
-    def save_state() -> None:
-        torch.save({"text": text.state_dict(), "opt": opt.state_dict(), "step": step,
-                    "elapsed": time.time() - t_start, "log": json.dumps(log),
-                    "commands": json.dumps(commands)},
-                   state_path.with_suffix(".tmp"))
-        os.replace(state_path.with_suffix(".tmp"), state_path)
-
-    t_start = time.time() - elapsed0
-    last_ckpt, budget, avg = time.time(), cfg.minutes * 60, None
     g.dit.requires_grad_(False)
-    while (elapsed := shared_elapsed(t_start, world_size)) < budget:
-        lr = cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * elapsed / budget)))
-        for group in opt.param_groups:
-            group["lr"] = lr
+    while run.running():
+        lr = cosine_lr(cfg.lr, run.step, run.frac, warmup=0, floor=0.1)
+        set_lr(opt, lr)
         idx = rng.integers(len(specs), size=cfg.batch)
         pairs = [parallel(specs[i], rng, cfg.traditional_p) for i in idx]
         t = torch.from_numpy(rng.uniform(0.05, 1.0, cfg.batch)).float()
@@ -235,19 +220,25 @@ def main(argv: list[str] | None = None) -> None:
         opt.step()
         with torch.no_grad():
             text.embed.weight[:n_old] = old_rows  # English rows stay exactly as shipped
-        step += 1
+        run.step += 1
         cur = np.array([loss_v.item(), loss_p.item()])
         avg = cur if avg is None else 0.95 * avg + 0.05 * cur
-        if step % 25 == 0:
-            log.append({"step": step, "minutes": round(elapsed / 60, 2), "velocity": round(float(avg[0]), 5),
-                        "pooled": round(float(avg[1]), 5)})
-            print(log[-1], flush=True)
-        if time.time() - last_ckpt > cfg.ckpt_minutes * 60:
-            save_state()
-            last_ckpt = time.time()
-    save_state()
+        if run.step % 25 == 0:
+            run.log.append({"step": run.step, "minutes": round(run.elapsed / 60, 2),
+                            "velocity": round(float(avg[0]), 5), "pooled": round(float(avg[1]), 5)})
+            print(run.log[-1], flush=True)
+        if run.checkpoint_due():
+            run.save({"text": text, "opt": opt})
+
+    # --- the end: the run's weights, export ---
+    run.save({"text": text, "opt": opt})
+    written, metrics = write()
     if cfg.export:
-        export(run_dir / "export", final=True)
+        export("generator", written)
+    finish_process(world_size)
+    flat = {"pooled_cosine_chinese_vs_english": metrics["pooled_cosine_chinese_vs_english"],
+            **{f"velocity_mse_{k}": v for k, v in metrics["velocity_mse_vs_english_at_t0.8"].items()}}
+    return run.result(written, flat)  # flat: the recipe's stage summary
 
 
 if __name__ == "__main__":

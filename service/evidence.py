@@ -52,12 +52,8 @@ def _provenance_section(p: ProvenanceResult) -> ProvenanceSection:
 
 def read_watermark(frames: media.Frames, s: Settings):
     """The watermark test under the data directory's key (a `watermark.WatermarkResult`), or None
-    while no watermark preset ships or there is no key (no watermark can then be read: say nothing
-    rather than "absent"). The audit and `POST /v1/matches/byContent` both read it here."""
-    from trustframe.weights import presets
-
-    if not presets("watermark"):
-        return None
+    when there is no key (no watermark can then be read: say nothing rather than "absent"). The
+    audit and `POST /v1/matches/byContent` both read it here."""
     from trustframe.provenance.keys import watermark_key
     from trustframe.watermark import detect
 

@@ -14,6 +14,10 @@ worker is killed and replaced; a worker that dies becomes an `error` verdict for
 Workers ignore SIGINT and SIGTERM (a Ctrl-C or a service manager signals the whole process group):
 the parent stops them, after letting the audits in flight finish, and they exit by themselves
 when the parent goes away.
+
+One module of about 400 lines, on purpose: both pools are thin over the same worker (its start,
+warm-up, time limit, replacement and stop); split by front end, each half would reach into the
+other's internals.
 """
 
 from __future__ import annotations

@@ -23,6 +23,26 @@ def home(tmp_path, monkeypatch):
     return s
 
 
+@pytest.fixture
+def spool(tmp_path, monkeypatch):
+    """A private `tempfile.tempdir`, so that a test can check the product left no temporary file.
+
+    Process-wide caches that libraries make once under the temp dir are made first, where they
+    would be anyway: torch's compile cache (`torchinductor_<user>`, created when timm's import of
+    torchvision imports torch._dynamo) and multiprocessing's folder. They are not ours to clean.
+    """
+    import multiprocessing.util
+    import tempfile
+
+    import torch._dynamo  # noqa: F401
+
+    multiprocessing.util.get_temp_dir()
+    d = tmp_path / "spool"
+    d.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(d))
+    return d
+
+
 def scene(frames: int = 8, height: int = 64, width: int = 96, seed: int = 0) -> np.ndarray:
     """A smooth textured scene with a moving square, uint8 (T, H, W, 3)."""
     rng = np.random.default_rng(seed)

@@ -42,12 +42,7 @@ def test_untrusted_ai_claim_is_likely_ai(home, signed, tmp_path, monkeypatch):
     assert v.label == "likely-ai-generated" and v.provenance.state == "valid"
 
 
-def test_audit_accepts_bytes_and_streams_and_cleans_up(home, signed, tmp_path, monkeypatch):
-    import tempfile
-
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+def test_audit_accepts_bytes_and_streams_and_cleans_up(home, signed, spool):
     data = signed["ai_mp4"].read_bytes()
     assert trustframe.audit(data, settings=home, filename="x.mp4").label == "ai-generated"
     v = trustframe.audit(io.BytesIO(data), settings=home, filename="upload.mp4")
@@ -55,6 +50,7 @@ def test_audit_accepts_bytes_and_streams_and_cleans_up(home, signed, tmp_path, m
     assert list(spool.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_audit_many_walks_folders_and_globs_and_survives_bad_files(home, signed, tmp_path):
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "broken.mp4").write_bytes(b"\x00" * 100)
@@ -68,6 +64,7 @@ def test_audit_many_walks_folders_and_globs_and_survives_bad_files(home, signed,
     assert verdicts[-1].error.code == "unsupported-media"
 
 
+@pytest.mark.slow
 def test_audit_many_in_processes_matches_sequential(home, signed):
     files = list(signed.values())
     seq = [v.label for v in audit_many(files, settings=home)]

@@ -4,7 +4,6 @@ no temporary file is left behind, and nothing is fetched over the network."""
 import contextlib
 import socket
 import struct
-import tempfile
 import threading
 import zlib
 
@@ -20,12 +19,9 @@ from trustframe.provenance.signing import sign_file
 
 
 @pytest.fixture(autouse=True)
-def private_tmp(tmp_path, monkeypatch):
+def no_temporary_file_left(spool):
     """Spool files go to a folder we can check is empty afterwards."""
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spool))
-    yield spool
+    yield
     assert list(spool.iterdir()) == [], "a temporary file was left behind"
 
 

@@ -28,6 +28,7 @@ def lines_of(out: Path) -> list[dict]:
     return [json.loads(x) for x in out.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_kill_9_mid_run_then_resume_audits_every_file_exactly_once(home, tmp_path):
     folder = tmp_path / "in"
     for i in range(12):
@@ -62,6 +63,7 @@ def test_kill_9_mid_run_then_resume_audits_every_file_exactly_once(home, tmp_pat
     assert f"audited {12 - done_before} file(s)" in r.stderr and f"{done_before} skipped" in r.stderr
 
 
+@pytest.mark.slow
 def test_by_hash_skips_renamed_and_copied_files_and_the_summary_line(home, run_cli, tmp_path):
     folder = tmp_path / "in"
     for name, seed in (("a.png", 1), ("b.jpg", 2), ("c.webp", 3)):

@@ -35,6 +35,7 @@ def test_keys_init_show_json(run_cli, tmp_path, monkeypatch):
     assert code == 0 and len(json.loads(out)["certificates"]) == 3
 
 
+@pytest.mark.slow
 def test_sign_then_audit_json_lines_and_exit_codes(run_cli, home, media_files, tmp_path):
     out_file = tmp_path / "signed.mp4"
     code, out, _ = run_cli("sign", str(media_files["mp4"]), "-o", str(out_file), "--json")
@@ -49,6 +50,7 @@ def test_sign_then_audit_json_lines_and_exit_codes(run_cli, home, media_files, t
     assert code == 0 and "ai-generated" in out
 
 
+@pytest.mark.slow
 def test_unreadable_file_exits_3_without_stopping_the_batch(run_cli, home, media_files, tmp_path):
     bad = tmp_path / "bad.mp4"
     bad.write_bytes(b"nope")
@@ -74,6 +76,7 @@ def test_sign_missing_input_and_bad_output_type(run_cli, home, media_files, tmp_
     assert code == 3 and not (tmp_path / "o.mp4").exists()
 
 
+@pytest.mark.slow
 def test_demo_prints_every_case(run_cli, home, tmp_path):
     code, out, _ = run_cli("demo", "--out", str(tmp_path / "demo"), "--json")
     assert code == 0
@@ -86,6 +89,7 @@ def test_demo_prints_every_case(run_cli, home, tmp_path):
     assert verdicts["generated-reencoded-stripped.mp4"] == "ai-generated"  # recovered via the watermark
 
 
+@pytest.mark.slow
 def test_audit_table_shows_each_file_name_however_long_its_path(run_cli, home, media_files, tmp_path,
                                                                  monkeypatch):
     """A long path folds under the name instead of cutting it: the name stays whole on its own line."""

@@ -66,12 +66,19 @@ def real_clip() -> np.ndarray:
     return np.ascontiguousarray(clip("bikes")[230:246, 60:188, 200:328])
 
 
-def test_the_shipped_preset_tells_a_camera_clip_from_its_decoder_reconstruction():
+@pytest.fixture(scope="module")
+def reconstruction() -> np.ndarray:
+    """`real_clip()` through the shipped decoder (encode then decode): made once, read only."""
     from trustframe.detector.autoencoders import load_shipped_vae, reconstruct
 
+    fake = reconstruct(load_shipped_vae(), real_clip())
+    fake.flags.writeable = False
+    return fake
+
+
+def test_the_shipped_preset_tells_a_camera_clip_from_its_decoder_reconstruction(reconstruction):
     det = load()
-    real = real_clip()
-    fake = reconstruct(load_shipped_vae(), real)
+    real, fake = real_clip(), reconstruction
     r_real, r_fake = det.score(media.Frames(real, fps=25.0)), det.score(media.Frames(fake, fps=25.0))
     assert r_real.score < r_real.threshold <= r_fake.score, (r_real.score, r_fake.score, r_real.threshold)
     assert r_real.label != "likely-ai" and r_fake.label == "likely-ai"
@@ -89,11 +96,8 @@ def test_the_verdict_carries_the_detector_and_no_detector_skips_it(home, tmp_pat
     assert code == 0 and json.loads(out)["detector"] is None
 
 
-def test_the_detector_alone_labels_an_unmarked_reconstruction_likely_ai(home, tmp_path):
-    from trustframe.detector.autoencoders import load_shipped_vae, reconstruct
-
-    fake = reconstruct(load_shipped_vae(), real_clip())
-    path = media.write(media.Frames(fake, fps=25.0), tmp_path / "fake.mp4", crf=18)
+def test_the_detector_alone_labels_an_unmarked_reconstruction_likely_ai(home, tmp_path, reconstruction):
+    path = media.write(media.Frames(reconstruction, fps=25.0), tmp_path / "fake.mp4", crf=18)
     v = trustframe.audit(path, settings=home)
     assert v.detector.label == "likely-ai" and v.label == "likely-ai-generated", v.reasons
 
@@ -133,6 +137,7 @@ def folders(tmp_path):
     return tmp_path / "real", tmp_path / "gen"
 
 
+@pytest.mark.slow
 def test_evaluate_and_train_on_the_users_folders(home, folders, tmp_path, run_cli):
     real, gen = folders
     code, out, _ = run_cli("detector", "evaluate", "--real", str(real), "--generated", str(gen), "--json")
@@ -196,6 +201,7 @@ def shortcut_features(clips: np.ndarray) -> np.ndarray:
                      for c in clips])
 
 
+@pytest.mark.slow
 def test_a_format_size_sharpness_baseline_stays_weak_on_the_training_pairs():
     """A logistic regression on compressed size, resolution and fine-detail energy alone, on
     pairs made as the data command makes them (detail-matched, one shared treatment).

@@ -199,19 +199,34 @@ def test_chinese_and_english_prompts_give_clips_read_alike():
 
 
 @pytest.mark.slow
-def test_train_text_smoke_resumes_and_exports(tmp_path):
+def test_train_text_smoke_resumes_and_writes_the_pair(tmp_path):
+    """A run resumes its own checkpoint and ends with the DiT unchanged beside the text encoder whose
+    English rows are the shipped ones and whose Chinese rows are new."""
+    import torch
+    from safetensors.torch import load_file
+
     from trustframe.generator import train_text
+    from trustframe.weights import load_checkpoint
 
     out = tmp_path / "run"
     argv = ["--minutes", "0.03", "--clips", "4", "--batch", "2", "--pool-batch", "4", "--eval-n", "4",
             "--threads", "1", "--out", str(out)]
-    train_text.main(argv)
-    first = __import__("torch").load(out / "state.pt", weights_only=True)["step"]
-    train_text.main([*argv, "--minutes", "0.06", "--export"])
-    card = json.loads((out / "export" / "tfdit-s-text.json").read_text())
-    assert card["steps"] > first >= 1 and card["english"]["english_encodings_identical"] is True
-    assert len(card["commands"]) == 2 and card["kind"] == "text-encoder"
+    first = train_text.main(argv)
+    result = train_text.main([*argv, "--minutes", "0.06"])
+    run = out / "tfdit-s"
+    assert result["steps"] > first["steps"] >= 1
+    assert result["weights"] == [str(run / "tfdit-s.safetensors"), str(run / "tfdit-s-text.safetensors")]
+    assert 0 < result["metrics"]["pooled_cosine_chinese_vs_english"] <= 1
+    card = json.loads((run / "tfdit-s-text.json").read_text())
+    assert card["english"]["english_encodings_identical"] is True and card["kind"] == "text-encoder"
+    assert not {"command", "commands", "log", "train_config", "final"} & set(card)
     assert len(json.dumps(card)) < 12_000
+    shipped = load_checkpoint("generator", "tfdit-s")
+    dit = load_file(str(run / "tfdit-s.safetensors"))
+    assert all(torch.equal(dit[k], v) for k, v in shipped.state_dict.items())
+    text = load_file(str(run / "tfdit-s-text.safetensors"))["embed.weight"]
+    assert torch.equal(text[:ENGLISH_WORDS], load_checkpoint("generator", "tfdit-s-text")
+                       .state_dict["embed.weight"][:ENGLISH_WORDS])
 
 
 @pytest.mark.slow

@@ -24,7 +24,7 @@ def _perturb_zero_inits(model: torch.nn.Module) -> None:
 
 
 def _tiny_text(vocab=VOCAB):
-    return create_text_encoder("tftext-t", vocab=vocab)
+    return create_text_encoder("text-t", vocab=vocab)
 
 
 @pytest.mark.parametrize("name", sorted(DIT_SIZES))
@@ -343,10 +343,6 @@ def test_unknown_words_do_not_crash(prompt):
 
 
 def test_shipped_preset_round_trips():
-    from trustframe.weights import presets
-
-    if "tfdit-s" not in presets("generator"):
-        pytest.skip("tfdit-s weights not shipped yet")
     from trustframe.generator.models import Latents, load_generator
 
     g = load_generator("tfdit-s")

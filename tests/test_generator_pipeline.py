@@ -67,6 +67,7 @@ def test_sampler_settings_are_the_cards_read_back_whole():
         SamplerSettings.from_card({"sampler": {**card["sampler"], "eta": 0.5}})
 
 
+@pytest.mark.slow
 def test_generate_end_to_end_audits_as_ai_generated(home, tmp_path):
     r = trustframe.generate("a red ball moving quickly to the left", tmp_path / "clip.mp4", settings=home,
                             steps=6, seed=3)

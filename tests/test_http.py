@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from trustframe import media
 from trustframe.errors import KeysMissing, MediaTooLarge
 from trustframe.provenance.signing import sign_file
 from trustframe.service.http import create_app
+from trustframe.service.workers import WorkerPool
 from trustframe.settings import Settings, load_settings
 
 BOUNDARY = "tf-test-boundary"
@@ -28,17 +28,14 @@ def no_service_settings_in_env(monkeypatch):
         monkeypatch.delenv(f"TRUSTFRAME_{name}", raising=False)
 
 
-@pytest.fixture
-def spool_dir(tmp_path, monkeypatch) -> Path:
-    """The temporary directory uploads are spooled into, to check that nothing is left there."""
-    d = tmp_path / "spool"
-    d.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(d))
-    return d
-
-
 def client(**settings) -> TestClient:
-    return TestClient(create_app(load_settings(**settings)), raise_server_exceptions=False)
+    """The app over these settings. Its one audit worker skips the warm-up and the detector, so it
+    starts in a fraction of a second: these tests are about HTTP; the detector's place in the
+    verdict is tested in test_detector.py, and the default pool under a real server is
+    `test_serves_under_uvicorn`."""
+    s = load_settings(**settings)
+    pool = WorkerPool(1, s, detector=False, warm=False)
+    return TestClient(create_app(s, audit_pool=pool), raise_server_exceptions=False)
 
 
 def signed(home: Settings, name: str, frames: int = 1) -> Path:
@@ -74,7 +71,7 @@ def assert_problem(r: httpx.Response, status: int) -> dict:
 
 @pytest.mark.parametrize("name, frames, media_type", [("clip.png", 1, "image/png"),
                                                        ("clip.mp4", 6, "video/mp4")])
-def test_audit_signed_media(home, spool_dir, name, frames, media_type):
+def test_audit_signed_media(home, spool, name, frames, media_type):
     path = signed(home, name, frames)
     r = upload(client(), name, path.read_bytes())
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
@@ -83,27 +80,27 @@ def test_audit_signed_media(home, spool_dir, name, frames, media_type):
     assert (v["file"], v["media_type"], v["label"]) == (name, media_type, "ai-generated")
     assert v["provenance"]["present"] and v["provenance"]["state"] == "trusted"
     assert v["provenance"]["manifest_id"].startswith("urn:c2pa:")
-    assert list(spool_dir.iterdir()) == []
+    assert list(spool.iterdir()) == []
 
 
-def test_audit_text_file_is_a_verdict_with_error(home, spool_dir):
+def test_audit_text_file_is_a_verdict_with_error(home, spool):
     """Unreadable media is still a successful audit: 200 with label "error"."""
     r = upload(client(), "notes.txt", b"just some words\n")
     assert r.status_code == 200
     v = r.json()
     assert v["label"] == "error" and v["error"]["code"] == "unsupported-media"
     assert v["file"] == "notes.txt" and "notes.txt" in v["error"]["message"]
-    assert list(spool_dir.iterdir()) == []
+    assert list(spool.iterdir()) == []
 
 
-def test_audit_client_path_is_not_used(home, spool_dir):
+def test_audit_client_path_is_not_used(home, spool):
     r = upload(client(), "../../etc/evil name.png", b"\x89PNG\r\n\x1a\n broken")
     assert r.status_code == 200
     assert r.json()["file"] == "evil name.png" and r.json()["label"] == "error"
-    assert list(spool_dir.iterdir()) == []
+    assert list(spool.iterdir()) == []
 
 
-def test_audit_missing_field_is_422(home, spool_dir):
+def test_audit_missing_field_is_422(home, spool):
     body = assert_problem(client().post("/v1/audit", files={"upload": ("a.png", b"x")}), 422)
     assert "file" in body["detail"]
 
@@ -112,23 +109,23 @@ def test_audit_needs_multipart(home):
     assert_problem(client().post("/v1/audit", content=b"raw", headers={"content-type": "image/png"}), 415)
 
 
-def test_audit_truncated_multipart_is_400(home, spool_dir):
+def test_audit_truncated_multipart_is_400(home, spool):
     body = multipart_body("a.png", b"\x89PNG" + b"x" * 1000)[:-40]
     r = client().post("/v1/audit", content=body,
                       headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})
     assert_problem(r, 400)
-    assert list(spool_dir.iterdir()) == []
+    assert list(spool.iterdir()) == []
 
 
-def test_upload_limit(home, spool_dir):
+def test_upload_limit(home, spool):
     c = client(upload_max_bytes=1000)
     assert upload(c, "a.bin", b"\0" * 1000).status_code == 200  # the limit itself is allowed
     body = assert_problem(upload(c, "a.bin", b"\0" * 1001), 413)
     assert "1000" in body["detail"]
-    assert list(spool_dir.iterdir()) == []
+    assert list(spool.iterdir()) == []
 
 
-def test_upload_limit_counts_streamed_bytes(home, spool_dir):
+def test_upload_limit_counts_streamed_bytes(home, spool):
     """A chunked upload declares no Content-Length: the limit is counted on the bytes received."""
     body = multipart_body("big.png", b"\x89PNG" + b"x" * 50_000)
 
@@ -140,17 +137,17 @@ def test_upload_limit_counts_streamed_bytes(home, spool_dir):
         "/v1/audit", content=chunks(), headers={"content-type": f"multipart/form-data; boundary={BOUNDARY}"})
     assert "content-length" not in r.request.headers
     assert_problem(r, 413)
-    assert list(spool_dir.iterdir()) == []
+    assert list(spool.iterdir()) == []
 
 
-def test_audit_failure_leaves_no_file_and_no_trace(home, spool_dir, monkeypatch):
+def test_audit_failure_leaves_no_file_and_no_trace(home, spool, monkeypatch):
     def boom(*_, **__):
         raise RuntimeError("secret internals at /srv/x.py")
 
     monkeypatch.setattr("trustframe.service.http.audit_routes.audit", boom)
     body = assert_problem(upload(client(), "a.png", b"data"), 500)
     assert "secret" not in str(body)
-    assert list(spool_dir.iterdir()) == []
+    assert list(spool.iterdir()) == []
 
 
 def test_trustframe_errors_map_to_their_status(home, monkeypatch):
@@ -231,7 +228,8 @@ def test_cors(home):
 # Served as `trustframe serve` does it
 
 
-def test_serves_under_uvicorn(home, spool_dir):
+@pytest.mark.slow
+def test_serves_under_uvicorn(home, spool):
     import uvicorn
 
     png = signed(home, "served.png")
@@ -256,4 +254,4 @@ def test_serves_under_uvicorn(home, spool_dir):
     finally:
         server.should_exit = True
         thread.join(10)
-    assert list(spool_dir.iterdir()) == []
+    assert list(spool.iterdir()) == []

@@ -142,24 +142,31 @@ def test_every_shipped_model_has_a_recipe_whose_flags_its_trainer_takes(name, tm
 @pytest.mark.parametrize("name", sorted(SHIPPED))
 def test_shipped_cards_are_flat_and_name_their_recipe(name):
     component, weights = SHIPPED[name]
-    path = load_checkpoint(component, weights[0]).path.with_suffix(".json")
-    card = json.loads(path.read_text())
-    assert path.stat().st_size < 16_000, f"{path.name} is {path.stat().st_size} bytes"
-    assert card["recipe"]["name"] == name and card["commit"]
     recipe = load_recipe(recipe_path(component, name))
-    # the stages behind these weights: the recipe's, or its first ones while a next stage is training
-    names = [s["name"] for s in card["recipe"]["stages"]]
-    assert names == [s.name for s in recipe.stages][: len(names)] and len(names) >= 2
-    assert all("steps" in s for s in card["recipe"]["stages"] if "command" not in s)
-    for key in ("init_from", "commands", "log", "train_config", "training"):
-        assert key not in card
+    stages = [s.name for s in recipe.stages]
+    for i, w in enumerate(weights):
+        path = load_checkpoint(component, w).path.with_suffix(".json")
+        card = json.loads(path.read_text())
+        assert path.stat().st_size < 16_000, f"{path.name} is {path.stat().st_size} bytes"
+        assert card["recipe"]["name"] == name and card["commit"]
+        assert card["recipe"]["file"] == recipe.path.name
+        for key in ("init_from", "command", "commands", "log", "train_config", "training", "final"):
+            assert key not in card, (w, key)
+        if i == 0:  # the model's card holds the stages behind its weights: the recipe's, or its first
+            names = [s["name"] for s in card["recipe"]["stages"]]  # ones while a next stage is training
+            assert names == stages[: len(names)] and len(names) >= 2
+            assert all("steps" in s for s in card["recipe"]["stages"] if "command" not in s)
+        else:  # weights shipped beside it (a text encoder) name the stage that made them
+            assert card["recipe"]["stage"] in stages and "stages" not in card["recipe"]
 
 
 # --- rebuilds at a tiny scale: seconds per stage, the shipped networks' shapes ------------------------
-REBUILDS = {  # recipe -> (scale, flags for every training stage, per-stage flags)
+REBUILDS = {  # recipe -> (scale, flags for every training stage, {trainer: flags for its stages})
     "tfvae-f4c8": (0.001, ["--crop-batch", "2", "--eval-clips", "2", "--threads", "1"], {}),
-    "tfdit-s": (0.0003, ["--clips", "16", "--captions-per-clip", "1", "--batch", "2", "--pairs", "4",
-                         "--pair-batch", "2", "--threads", "1", "--no-bf16"], {}),
+    "tfdit-s": (0.0003, ["--threads", "1"], {
+        "trustframe.generator.train_dit": {"clips": 16, "captions_per_clip": 1, "batch": 2, "pairs": 4,
+                                           "pair_batch": 2, "bf16": False},
+        "trustframe.generator.train_text": {"clips": 4, "batch": 2, "pool_batch": 4, "eval_n": 2}}),
     "tfwm-base": (0.001, ["--pool", "8", "--batch", "2", "--patch", "64", "--out-px", "48", "--keys", "2",
                           "--threads", "1"], {}),
     "tfdet-s": (0.002, ["--batch", "8", "--threads", "1"], {}),
@@ -199,18 +206,21 @@ def same_shapes(built: dict, shipped: dict, vocab_dependent: tuple[str, ...] = (
 def test_a_recipe_rebuilds_the_shipped_network_at_a_tiny_scale(name, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
+    from trustframe.generator.captions_zh import has_cjk
     from trustframe.training import load_weights
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     component, weights = SHIPPED[name]
-    scale, extra, overrides = REBUILDS[name]
+    scale, extra, by_trainer = REBUILDS[name]
+    recipe = load_recipe(recipe_path(component, name))
+    overrides = {s.name: by_trainer[s.trainer or recipe.trainer] for s in recipe.stages
+                 if (s.trainer or recipe.trainer) in by_trainer}
     if name == "tfdet-s":
         tiny_detector_data(tmp_path / "runs" / f"tfdet-s-x{scale:g}")
     state = run_recipe(recipe_path(component, name), scale=scale, root=tmp_path / "runs", export=True,
                        export_dir=tmp_path / "weights", extra=extra, overrides=overrides,
                        component=component)
-    recipe = load_recipe(recipe_path(component, name))
     assert list(state["stages"]) == [s.name for s in recipe.stages]
     for w in weights:
         shipped = load_checkpoint(component, w)
@@ -222,6 +232,12 @@ def test_a_recipe_rebuilds_the_shipped_network_at_a_tiny_scale(name, tmp_path, m
         assert card["config"] == {**shipped.card["config"], **({"vocab": card["config"]["vocab"]}
                                                               if w.endswith("-text") else {})}
         loaded = load_weights(component, str(tmp_path / "weights" / f"{w}.safetensors"))  # loads as shipped
-        assert loaded.card["name"] == w
+        assert loaded.card["name"] == w and card["recipe"]["name"] == name
+        assert not {"command", "log", "train_config", "final"} & set(card)  # flat, like the shipped ones
+        if w.endswith("-text"):  # its Chinese rows too: the shipped Chinese words, after English ones
+            vocab, shipped_vocab = card["config"]["vocab"], shipped.card["config"]["vocab"]
+            english = [v for v in vocab if not has_cjk(v)]
+            assert vocab[len(english):] == [v for v in shipped_vocab if has_cjk(v)]
+            assert set(english) <= set(shipped_vocab) and card["recipe"]["stage"] == recipe.stages[-1].name
     card = json.loads((tmp_path / "weights" / f"{weights[0]}.json").read_text())
     assert card["recipe"]["scale"] == scale and len(card["recipe"]["stages"]) == len(recipe.stages)

@@ -28,6 +28,7 @@ DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parents[1]
 
 
+@pytest.mark.slow
 def test_mp4_without_codec_context_is_an_error_verdict_and_the_batch_goes_on(
     home, run_cli, media_files, tmp_path
 ):
@@ -85,6 +86,7 @@ def server(home, monkeypatch):
     t.join(10)
 
 
+@pytest.mark.slow
 def test_a_500_is_problem_json_and_the_next_request_on_the_connection_succeeds(server, media_files):
     import httpx
 
@@ -283,6 +285,7 @@ def test_an_unreadable_watermark_is_not_bound(home, tmp_path, run_cli):
 # ---- batch audits: time limit and streaming ------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_file_over_the_time_limit_becomes_an_error_verdict_and_the_batch_goes_on(home, media_files):
     from trustframe.service.audit import audit_many
 
@@ -294,6 +297,7 @@ def test_a_file_over_the_time_limit_becomes_an_error_verdict_and_the_batch_goes_
     assert [v.label for v in ok] == ["no-evidence", "no-evidence"]
 
 
+@pytest.mark.slow
 def test_batch_inputs_are_streamed_not_listed(home, media_files):
     import itertools
 

@@ -3,6 +3,9 @@
 Browser tests run Debian's Chromium (/usr/bin/chromium) headless through Playwright, against the
 real app served by uvicorn on a free 127.0.0.1 port in a thread. They upload signed, watermarked,
 tampered and unreadable files and check what a reviewer reads on the page.
+
+One file of about 400 lines: the browser, the server in a thread and the signed files are
+fixtures every test shares; split, each half would import them from the other.
 """
 
 from __future__ import annotations
@@ -351,7 +354,8 @@ def detector_verdict(name: str) -> dict:
 @pytest.mark.slow
 @needs_chromium
 def test_detector_timeline_and_heat_map(world, page):
-    """No detector ships yet, so the server's answers are stubbed in the browser."""
+    """The server's answers are stubbed in the browser: a fixed detector verdict, one heat map that
+    loads, one that fails, and a refused upload."""
     from PIL import Image
 
     settings, files, _ = world

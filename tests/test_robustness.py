@@ -7,7 +7,6 @@ from __future__ import annotations
 import collections
 import socket
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -81,7 +80,7 @@ def test_the_harness_counts_an_exception_that_escapes_the_audit(originals, tmp_p
 
 
 @pytest.fixture
-def server(originals, tmp_path, monkeypatch):
+def server(originals, spool):
     """A real uvicorn server on a free loopback port (upload_max_bytes 1 MB), in a thread; spooled
     uploads go to a private temp folder so that leftovers can be counted."""
     import uvicorn
@@ -89,9 +88,6 @@ def server(originals, tmp_path, monkeypatch):
     from trustframe.service.http import create_app
 
     s, _ = originals
-    spool = tmp_path / "spool"
-    spool.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(spool))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

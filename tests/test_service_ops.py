@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -33,15 +32,6 @@ def no_service_settings_in_env(monkeypatch):
     for name in ("API_KEY", "CORS_ORIGINS", "UPLOAD_MAX_BYTES", "PUBLIC_URL", "AUDIT_WORKERS",
                  "AUDIT_QUEUE", "AUDIT_TIMEOUT_S", "RATE_LIMIT_PER_MINUTE"):
         monkeypatch.delenv(f"TRUSTFRAME_{name}", raising=False)
-
-
-@pytest.fixture
-def spool_dir(tmp_path, monkeypatch) -> Path:
-    """The temporary directory uploads are spooled into, to check that nothing is left there."""
-    d = tmp_path / "spool"
-    d.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(d))
-    return d
 
 
 def held_audit(path, settings, *, display_name=None, detector=True):
@@ -120,7 +110,8 @@ def post_in_thread(base: str, name: str, data: bytes, results: dict) -> threadin
 # The pool: 503 when full, time limit, graceful shutdown
 
 
-def test_a_full_pool_and_queue_answer_503_with_retry_after(home, spool_dir, tmp_path):
+@pytest.mark.slow
+def test_a_full_pool_and_queue_answer_503_with_retry_after(home, spool, tmp_path):
     s = load_settings(audit_workers=1, audit_queue=1)
     pool = WorkerPool(1, s, queue=1, target=held_audit, warm=False)
     png = png_bytes(tmp_path)
@@ -149,10 +140,11 @@ def test_a_full_pool_and_queue_answer_503_with_retry_after(home, spool_dir, tmp_
         assert metric(text, "trustframe_http_requests_total", route="/v1/audit", status="200") == 2
         assert metric(text, "trustframe_audits_in_flight") == metric(text, "trustframe_audits_queued") == 0
         assert c.post("/v1/audit", files={"file": ("again.txt", TEXT)}).status_code == 200  # room again
-    assert list(spool_dir.iterdir()) == []
+    assert list(spool.iterdir()) == []
 
 
-def test_a_file_over_the_time_limit_is_an_error_verdict_and_its_worker_is_replaced(home, spool_dir, tmp_path):
+@pytest.mark.slow
+def test_a_file_over_the_time_limit_is_an_error_verdict_and_its_worker_is_replaced(home, spool, tmp_path):
     s = load_settings(audit_workers=1, audit_timeout_s=0.001)  # nothing finishes in 1 ms
     app = http.create_app(s)
     with TestClient(app) as c:
@@ -168,10 +160,10 @@ def test_a_file_over_the_time_limit_is_an_error_verdict_and_its_worker_is_replac
         text = c.get("/metrics").text
         assert metric(text, "trustframe_audit_errors_total", code="timeout") == 1
         assert metric(text, "trustframe_audits_total", label="error") == 1
-    assert pool.pids() == [] and list(spool_dir.iterdir()) == []
+    assert pool.pids() == [] and list(spool.iterdir()) == []
 
 
-def test_shutdown_lets_the_audit_in_flight_finish_then_stops_the_workers(home, spool_dir, tmp_path):
+def test_shutdown_lets_the_audit_in_flight_finish_then_stops_the_workers(home, spool, tmp_path):
     s = load_settings(audit_workers=1)
     pool = WorkerPool(1, s, queue=0, target=held_audit, warm=False)
     results: dict[str, httpx.Response] = {}
@@ -188,7 +180,7 @@ def test_shutdown_lets_the_audit_in_flight_finish_then_stops_the_workers(home, s
     assert pool.pids() == []
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
-    assert list(spool_dir.iterdir()) == []
+    assert list(spool.iterdir()) == []
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,5 +1,8 @@
 """The C2PA Soft Binding Resolution API under /v1: lookups against a repository seeded with real
-signed manifests, and schemathesis against the published OpenAPI document."""
+signed manifests, and schemathesis against the published OpenAPI document.
+
+One file of about 400 lines: every test, the conformance run included, uses the one seeded service.
+"""
 
 from __future__ import annotations
 
@@ -24,8 +27,8 @@ from trustframe.provenance.repository import open_repository
 from trustframe.provenance.signing import sign_file
 from trustframe.service.http import create_app
 from trustframe.settings import Settings, load_settings
+from trustframe.watermark import ALG as WM_ALG
 
-WM_ALG = "org.trustframe.wm.1"  # trustframe.watermark.ALG; not imported: the watermark may not ship
 PLUS_PAYLOAD = "fbefbefbefbe"  # base64 "++++++++": a value whose '+' a client may leave unencoded
 SPEC_NAME = "c2pa-soft-binding-api.openapi.json"
 # Vendored from ../shared/specs (Apache-2.0, AdobeDocs/cai-soft-binding-api), so CI always has it.
@@ -224,13 +227,12 @@ def _spec_schema(name: str) -> dict:
     return json.loads(SPEC.read_text())["components"]["schemas"][name]
 
 
-def test_supported_algorithms(service, monkeypatch):
-    """The repository's algorithms (and our watermark's, once a model ships), all watermarks."""
-    monkeypatch.setattr("trustframe.weights.presets", lambda component: [])
+def test_supported_algorithms(service):
+    """Our watermark first, then the repository's other algorithms, all watermarks."""
     r = service.client.get("/v1/services/supportedAlgorithms")
     assert r.status_code == 200
     assert r.json() == {
-        "watermarks": [{"alg": "com.example.wm.2", "watermarks": True}, {"alg": WM_ALG, "watermarks": True}],
+        "watermarks": [{"alg": WM_ALG, "watermarks": True}, {"alg": "com.example.wm.2", "watermarks": True}],
         "fingerprints": [],
     }
 
@@ -255,9 +257,8 @@ def _upload(client: TestClient, path: Path, **params):
     )
 
 
-def test_by_content_without_watermark_model(service, tmp_path, monkeypatch):
-    """While no watermark preset ships: a readable asset gets an empty list, a text file 415."""
-    monkeypatch.setattr("trustframe.weights.presets", lambda component: [])
+def test_by_content_unmarked_asset_and_bad_type(service, tmp_path):
+    """An asset without our watermark gets an empty list, a text file 415."""
     png = tmp_path / "a.png"
     media.write(np.zeros((1, 16, 16, 3), np.uint8), png)
     assert _upload(service.client, png).json() == {"matches": []}
@@ -267,8 +268,7 @@ def test_by_content_without_watermark_model(service, tmp_path, monkeypatch):
     assert_problem(r, 415)
 
 
-def test_by_content_uses_hint(service, tmp_path, monkeypatch):
-    monkeypatch.setattr("trustframe.weights.presets", lambda component: [])
+def test_by_content_uses_hint(service, tmp_path):
     png = tmp_path / "a.png"
     media.write(np.zeros((1, 16, 16, 3), np.uint8), png)
     mp4 = service.signed["mp4"]
@@ -279,9 +279,9 @@ def test_by_content_uses_hint(service, tmp_path, monkeypatch):
 
 
 def test_by_content_with_watermark_model(service, tmp_path, monkeypatch):
-    """With a watermark preset shipped, the detected payload is looked up in the repository.
+    """The detected payload is looked up in the repository, and `alg` filters it.
 
-    The detector is stubbed (the real one is built elsewhere); the wiring is what is tested.
+    The watermark is stubbed (the real one: the next test); the wiring is what is tested.
     """
     mp4 = service.signed["mp4"]
     seen = {}
@@ -293,7 +293,6 @@ def test_by_content_with_watermark_model(service, tmp_path, monkeypatch):
     fake = types.ModuleType("trustframe.watermark")
     fake.ALG, fake.detect = WM_ALG, detect
     monkeypatch.setitem(sys.modules, "trustframe.watermark", fake)
-    monkeypatch.setattr("trustframe.weights.presets", lambda c: ["tfwm-test"] if c == "watermark" else [])
     clip = tmp_path / "stripped.mp4"
     media.write(np.zeros((3, 16, 16, 3), np.uint8), clip, fps=3)
     r = _upload(service.client, clip)

@@ -32,6 +32,7 @@ RUNS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("which", list(RUNS))
 def test_trainer_runs_under_torchrun(tmp_path, which):
     module, args, name = RUNS[which]
@@ -53,6 +54,7 @@ def test_trainer_runs_under_torchrun(tmp_path, which):
         assert card["config"]["patch"] == [1, 4, 4]
 
 
+@pytest.mark.slow
 def test_a_vae_decoder_fine_tune_grows_the_decoder_and_keeps_the_latent_statistics(tmp_path):
     """A decoder-only fine-tune of the shipped VAE: one more refine block, the encoder (hence the latent
     statistics the DiT was trained with) exactly as shipped; its run card is flat."""
@@ -112,6 +114,7 @@ def test_a_grown_decoder_starts_as_exactly_its_base():
         grown_vae(cfg, other, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("init_from", [True, False])
 def test_a_watermark_fine_tune_starts_from_the_shipped_networks(tmp_path, init_from):
     """--init-from loads the preset's MaskNet and RevealNet (a zero-minute run saves them untouched);
@@ -205,7 +208,8 @@ def test_counterfactual_pairs_take_the_kinds_in_equal_shares(objects_p, expected
 
     import numpy as np
 
-    from trustframe.generator.train_dit import TrainConfig, pair_specs
+    from trustframe.generator.dit_data import pair_specs
+    from trustframe.generator.train_dit import TrainConfig
 
     cfg = TrainConfig(pairs=60, objects_p=objects_p)
     specs = pair_specs(cfg, np.random.default_rng(0))

@@ -333,6 +333,7 @@ def test_missing_keys_raise(tmp_path, monkeypatch, photo):
         embed(Frames(photo[None]))
 
 
+@pytest.mark.slow
 def test_import_loads_nothing():
     code = ("import trustframe.watermark as w, sys; from trustframe.watermark import presets; "
             "assert presets.load_preset.cache_info().currsize == 0; "
@@ -360,6 +361,7 @@ def test_cli_embed_and_detect(tmp_path, home, photo):
     assert isinstance(r.exception, ConfigError)
 
 
+@pytest.mark.slow
 def test_training_runs_saves_and_resumes(tmp_path):
     """A few steps of the real training loop, then a second run resumes from the checkpoint."""
     from trustframe.watermark import train

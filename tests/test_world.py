@@ -196,7 +196,8 @@ def test_objects_p_sets_the_share_of_crowded_shots():
 
 
 def test_dit_objects_p_flag_is_checked_before_any_work():
-    from trustframe.generator.train_dit import main, object_shares
+    from trustframe.generator.dit_data import object_shares
+    from trustframe.generator.train_dit import main
 
     assert object_shares("") is None
     assert object_shares("0.4,0.3,0.3") == (0.4, 0.3, 0.3)
@@ -264,11 +265,13 @@ def _objects(spec: ClipSpec) -> list[tuple]:
 
 
 def test_counterfactual_changes_one_named_thing_and_keeps_the_rest():
+    from trustframe.generator.dit_data import COUNTERFACTUAL_KINDS, counterfactual
+
     rng = np.random.default_rng(3)
-    made = dict.fromkeys(world.COUNTERFACTUAL_KINDS, 0)
+    made = dict.fromkeys(COUNTERFACTUAL_KINDS, 0)
     for spec in _specs(120, seed=7, frames=16, height=64, width=64, split="train"):
-        for kind in world.COUNTERFACTUAL_KINDS:
-            other = world.counterfactual(spec, rng, kind)
+        for kind in COUNTERFACTUAL_KINDS:
+            other = counterfactual(spec, rng, kind)
             if other is None:  # no object to remove, or no other shape that fits where the group moves
                 assert kind != "count" or all(len(s.objects) == 1 for s in spec.shots)
                 continue
@@ -303,4 +306,4 @@ def test_counterfactual_changes_one_named_thing_and_keeps_the_rest():
             assert not np.array_equal(world.render(spec), world.render(other))
     assert made["shape"] > 100 and made["count"] > 20 and made["bind"] > 10  # of 120 specs
     with pytest.raises(ValueError, match="kind"):
-        world.counterfactual(spec, rng, "colour")
+        counterfactual(spec, rng, "colour")

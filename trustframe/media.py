@@ -5,6 +5,9 @@ Reading: images with Pillow; video with decord (fast path, MP4/MOV with H.264) a
 declared size, dimensions, frame count and duration and refuses it with `MediaTooLarge` before
 a frame is decoded. Writing: H.264 MP4 (yuv420p) through PyAV, PNG/JPEG/WebP through Pillow,
 always atomically (temp file in the same folder + rename).
+
+Length: probe, read, write and the atomic-file helpers are the one place that touches media
+bytes; keeping them together keeps every limit check next to the decoder it guards.
 """
 
 from __future__ import annotations

@@ -34,7 +34,9 @@ module's `main(argv)` in this process; finished stages are recorded in
 runs/<model>/recipe-state.json, so a rerun starts at the first unfinished stage (which itself resumes
 from its checkpoint). `--scale X` multiplies every stage's minutes (a quick rebuild at another scale
 goes to another folder: runs/<model>-x<scale>/). `--export` copies the last stage's weights with a flat
-card (the recipe, the data, each stage's metrics, the commit) into the component's weights folder.
+card (the recipe, the data, each stage's metrics, the commit) into the component's weights folder; weights
+that stage writes beside the model's (the DiT's text encoder) go with it, their cards naming the recipe
+and the stage.
 Anything else on the command line (`--clips 16`) goes to every trainer stage; `--set STAGE.flag=value`
 to one stage.
 """
@@ -226,6 +228,16 @@ def stage_summary(recipe: Recipe, done: dict) -> list[dict]:
     return out
 
 
+RUN_FIELDS = ("command", "train_config", "log", "training", "final")  # a run's own: not in an exported card
+
+
+def recipe_reference(recipe: Recipe, state: dict) -> dict:
+    """What an exported card says of the recipe that made it."""
+    return {"name": recipe.model, "file": recipe.path.name if recipe.path else "", "scale": state["scale"],
+            "command": f"python -m {recipe.trainer} --recipe {recipe.model}"
+                       + (f" --scale {_fmt(state['scale'])}" if state["scale"] != 1 else "")}
+
+
 def recipe_card(recipe: Recipe, state: dict, card: dict) -> dict:
     """`card` (the last stage's) made flat: its own training fields replaced by the recipe's stages."""
     from trustframe.training import git_commit
@@ -235,13 +247,9 @@ def recipe_card(recipe: Recipe, state: dict, card: dict) -> dict:
     for i, st in enumerate(recipe.stages):  # a run's totals are its last stage's
         if not st.module and st.name in done:
             runs[recipe.run_of(i)] = done[st.name]
-    card = {k: v for k, v in card.items() if k not in ("command", "train_config", "log", "training")}
+    card = {k: v for k, v in card.items() if k not in RUN_FIELDS}
     card.update(
-        recipe={"name": recipe.model, "file": recipe.path.name if recipe.path else "",
-                "scale": state["scale"],
-                "command": f"python -m {recipe.trainer} --recipe {recipe.model}"
-                           + (f" --scale {_fmt(state['scale'])}" if state["scale"] != 1 else ""),
-                "stages": stage_summary(recipe, done)},
+        recipe={**recipe_reference(recipe, state), "stages": stage_summary(recipe, done)},
         steps=sum(r.get("steps", 0) for r in runs.values()),
         train_minutes=round(sum(r.get("train_minutes", 0) for r in runs.values()), 1),
         commit=git_commit())
@@ -257,6 +265,9 @@ def export_recipe(recipe: Recipe, state: dict, component: str, export_dir=None) 
     weights = [Path(w) for w in last["weights"]]
     cards = [json.loads(w.with_suffix(".json").read_text()) for w in weights]
     cards[0] = recipe_card(recipe, state, cards[0])
+    for i, card in enumerate(cards[1:], 1):  # the weights that ship beside the model (a text encoder)
+        cards[i] = {**{k: v for k, v in card.items() if k not in RUN_FIELDS},
+                    "recipe": {**recipe_reference(recipe, state), "stage": recipe.stages[-1].name}}
     return export(component, weights, export_dir, cards)
 
 

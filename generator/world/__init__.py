@@ -16,7 +16,8 @@ Semantics (what a caption's words mean in pixels):
 - objects in one shot never overlap at any frame; two objects with the same colour and shape
   also share direction, speed and size (a caption says "two red squares moving left").
 - backgrounds keep every channel below ~120 while every object colour has a channel >= 205, so
-  "bright or saturated" separates objects from background even after blur or compression.
+  "bright or saturated" separates objects from background even after blur or compression
+  (`is_object_pixel`).
 - a camera move is only drawn over a background that shows it (`CAMERA_BACKGROUNDS`: pans
   across stripes, never along them; no moves over solid colours, gradients or the darkest tint,
   `CAMERA_TINTS`), and the two shots of a clip differ in background tint (RGB distance >= 30)
@@ -25,10 +26,10 @@ Semantics (what a caption's words mean in pixels):
 `render(spec)` is deterministic: the spec (including each shot's `bg_seed`) fixes every pixel.
 
 The package: `vocabulary` (what a clip can hold), `shapes` (shape geometry), `specs` (specs and
-how they are drawn), `render` (pixels), `counterfactuals` (pairs that differ in one named thing).
+how they are drawn), `render` (pixels). Counterfactual pairs (a spec and a copy that differs in one
+named thing) are the DiT's training data: `generator.dit_data`.
 """
 
-from trustframe.generator.world.counterfactuals import BOUND_ATTRIBUTES, COUNTERFACTUAL_KINDS, counterfactual
 from trustframe.generator.world.render import render, render_background
 from trustframe.generator.world.shapes import SHAPE_AREA, SHAPE_EXTENT, shape_coverage
 from trustframe.generator.world.specs import (
@@ -57,23 +58,24 @@ from trustframe.generator.world.vocabulary import (
     MARGIN,
     MIN_SHOT,
     MIN_TRAVEL,
+    OBJECT_MIN_BRIGHT,
+    OBJECT_MIN_SATURATION,
     RESOLUTIONS,
     SHAPES,
     SIZES,
     SPEEDS,
+    is_object_pixel,
 )
 
 __all__ = [
     "BACKGROUNDS",
     "BG_TINTS",
-    "BOUND_ATTRIBUTES",
     "CAMERAS",
     "CAMERA_BACKGROUNDS",
     "CAMERA_PAN_SPEED",
     "CAMERA_TINTS",
     "CAMERA_ZOOM_RATE",
     "COLOURS",
-    "COUNTERFACTUAL_KINDS",
     "ClipSpec",
     "DIRECTIONS",
     "DIRECTION_VECTORS",
@@ -83,6 +85,8 @@ __all__ = [
     "MARGIN",
     "MIN_SHOT",
     "MIN_TRAVEL",
+    "OBJECT_MIN_BRIGHT",
+    "OBJECT_MIN_SATURATION",
     "ObjectSpec",
     "RESOLUTIONS",
     "SHAPES",
@@ -92,8 +96,8 @@ __all__ = [
     "SPEEDS",
     "ShotSpec",
     "check_objects_p",
-    "counterfactual",
     "groups",
+    "is_object_pixel",
     "layout",
     "render",
     "render_background",

@@ -1,5 +1,6 @@
 """The world's vocabulary: what a clip can hold (shapes, colours, directions, speeds, sizes,
-backgrounds, tints, camera moves), the sizes and durations drawn, and the layout constants."""
+backgrounds, tints, camera moves), what tells an object's pixels from the background's
+(`is_object_pixel`), the sizes and durations drawn, and the layout constants."""
 
 from __future__ import annotations
 
@@ -49,6 +50,21 @@ BG_TINTS: dict[str, tuple[int, int, int]] = {
     "brown": (72, 50, 30),
     "plum": (62, 28, 64),
 }
+# What counts as an object pixel: every background channel stays below ~120 (BG_TINTS, times <= 1.4 for
+# the pattern) and every object colour has a channel >= 205 (COLOURS), so a pixel is an object's when
+# its brightest channel or its saturation (brightest - darkest channel) is high; this still holds after
+# blur and compression. The checker (`generator.checker`) and the trainers' object masks
+# (`generator.tensors.object_mask`) both read objects this way.
+OBJECT_MIN_BRIGHT = 150.0  # a pixel whose brightest channel exceeds this (0-255) is an object's
+OBJECT_MIN_SATURATION = 110.0  # ... or whose brightest minus darkest channel exceeds this
+
+
+def is_object_pixel(hi, lo):
+    """Object pixels from each pixel's brightest (`hi`) and darkest (`lo`) channel on the 0-255 scale
+    (numpy arrays or torch tensors of one shape) -> booleans of that shape."""
+    return (hi > OBJECT_MIN_BRIGHT) | (hi - lo > OBJECT_MIN_SATURATION)
+
+
 CAMERAS: tuple[str, ...] = ("pan-left", "pan-right", "pan-up", "pan-down", "zoom-in", "zoom-out")
 # Backgrounds on which each camera move is clearly visible (a pan along stripes, or any move over
 # a solid colour, leaves the pixels unchanged; over a gradient it is only a slow brightness drift).

@@ -1,7 +1,9 @@
-"""The HTTP service: `POST /v1/audit`, `GET /healthz`, and the C2PA Soft Binding Resolution API.
+"""The HTTP service: `POST /v1/audit`, `GET /healthz`, `POST /v1/prompts/check`, the review page and
+the C2PA Soft Binding Resolution API.
 
-`create_app(settings)` builds a FastAPI app with one router per area: `audit` (the verdict) and
-`softbinding` (the C2PA Soft Binding Resolution API 1.0.0, under `/v1`). Every error is an RFC 9457
+`create_app(settings)` builds a FastAPI app with one router per area: `audit` (the verdict),
+`softbinding` (the C2PA Soft Binding Resolution API 1.0.0, under `/v1`), `prompts` (would the
+generator take a prompt), the review page (`service/review.py`) and `GET /metrics`. Every error is an RFC 9457
 `application/problem+json` document; no stack trace ever leaves the process. Served by
 `trustframe serve` as `uvicorn.run(create_app(settings), host=..., port=...)`.
 
@@ -18,6 +20,7 @@ One module per concern:
     telemetry.py           metrics, request ids, the JSON access log, GET /metrics
     audit_routes.py        GET /healthz, POST /v1/audit, POST /v1/detector/heatmap
     softbinding_routes.py  the C2PA Soft Binding Resolution API
+    prompt_routes.py       POST /v1/prompts/check
     app.py                 create_app and the lifespan that runs the audit worker pool
 """
 

@@ -102,12 +102,6 @@ softbinding_router = APIRouter(tags=["soft binding"], route_class=SoftBindingRou
                                responses=AUTH_PROBLEMS)
 
 
-def _watermark_ships() -> bool:
-    from trustframe.weights import presets
-
-    return bool(presets("watermark"))
-
-
 def _max_results(max_results: int = Query(10, alias="maxResults", ge=1)) -> int:
     return min(max_results, MAX_RESULTS_CAP)
 
@@ -185,18 +179,14 @@ async def query_by_large_binding(request: Request, max_results: int = Depends(_m
 def _match_content(path: Path, alg: str | None, max_results: int, settings: Settings,
                    repo: ManifestRepository) -> tuple[list[str], int]:
     """Manifest ids whose watermark payload the asset carries, and the match score (0..100): the
-    audit's own watermark lookup (`service.evidence.read_watermark`, `watermark_matches`).
-
-    Nothing while no watermark model ships (there is no content-based soft binding to compute).
-    """
-    ships = _watermark_ships()
+    audit's own watermark lookup (`service.evidence.read_watermark`, `watermark_matches`)."""
     try:
         media.probe(path, settings)
-        frames = media.read(path, max_frames=settings.audit_frames, settings=settings) if ships else None
+        frames = media.read(path, max_frames=settings.audit_frames, settings=settings)
     except (UnsupportedMedia, CorruptMedia) as e:
         # The spec documents 415 "Invalid asset type" as this operation's only client error.
         raise HTTPException(415, str(e)) from None
-    r = read_watermark(frames, settings) if frames is not None else None
+    r = read_watermark(frames, settings)
     if r is None or (alg is not None and alg != r.alg):
         return [], 0
     # The payload survived error correction; the score says how sure the detection is.
@@ -219,8 +209,7 @@ async def query_by_content(
         settings: Settings = Depends(get_settings),
         repo: ManifestRepository = Depends(get_repository)) -> dict:
     """Detect the watermark in the asset and look its payload up; a (hintAlg, hintValue) soft
-    binding the client already holds is looked up too. An empty list while no watermark ships.
-    """
+    binding the client already holds is looked up too."""
     async with spooled_body(request, settings.upload_max_bytes, "asset") as path:
         ids, score = await run_in_threadpool(_match_content, path, alg, max_results, settings, repo)
     result = _result(ids, settings, score)
@@ -263,14 +252,11 @@ def get_manifest(manifest_id: str = PathParam(alias="manifestId"),
     "/services/supportedAlgorithms", response_model=SoftBindingAlgList,
     operation_id="getSupportedBindings", summary="Soft-binding algorithms this service resolves")
 def supported_algorithms(repo: ManifestRepository = Depends(get_repository)) -> dict:
-    """Our watermark (when a watermark model ships) plus every algorithm the repository indexes.
+    """Our watermark plus every other algorithm the repository indexes.
 
     All of them are watermarks: the repository's soft bindings are watermark payloads.
     """
-    algs = []
-    if _watermark_ships():
-        from trustframe.watermark import ALG
+    from trustframe.watermark import ALG
 
-        algs.append(ALG)
-    algs += [a for a in repo.algorithms() if a not in algs]
+    algs = [ALG] + [a for a in repo.algorithms() if a != ALG]
     return {"watermarks": [{"alg": a, "watermarks": True} for a in algs], "fingerprints": []}

@@ -1,6 +1,8 @@
 /* TrustFrame review page: upload files one at a time to POST v1/audit and show each Verdict
  * (schema trustframe.verdict/1) in plain language. No dependencies, no build step.
- * Everything that comes from a file or the server is inserted as text, never as HTML. */
+ * Everything that comes from a file or the server is inserted as text, never as HTML.
+ * One file (about 750 lines) on purpose: the page loads it with one <script> tag and no build
+ * step, and its parts (upload queue, card, blocks) share the small helpers at the top. */
 "use strict";
 
 (() => {
