@@ -76,6 +76,7 @@ def reconstruction() -> np.ndarray:
     return fake
 
 
+@pytest.mark.slow
 def test_the_shipped_preset_tells_a_camera_clip_from_its_decoder_reconstruction(reconstruction):
     det = load()
     real, fake = real_clip(), reconstruction
@@ -85,6 +86,7 @@ def test_the_shipped_preset_tells_a_camera_clip_from_its_decoder_reconstruction(
     assert [f["frame"] for f in r_real.frames] == sorted(f["frame"] for f in r_real.frames)
 
 
+@pytest.mark.slow
 def test_the_verdict_carries_the_detector_and_no_detector_skips_it(home, tmp_path, run_cli):
     path = media.write(media.Frames(real_clip(), fps=25.0), tmp_path / "bikes.mp4")
     v = trustframe.audit(path, settings=home)

@@ -372,6 +372,7 @@ def test_shipped_preset_round_trips():
     assert torch.allclose(n[0, :, 0, 0, 0] * std + mean, z.z[0, :, 0, 0, 0], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_two_shot_prompt_is_sampled_shot_by_shot_and_joined_at_its_cut():
     """Each shot is sampled from its own words, and the decoded clip is the first shot up to the cut
     frame the prompt names, then the second shot from its start; a cut frame outside the clip falls

@@ -30,6 +30,7 @@ def test_refuse_unsafe_step():
     assert e.value.category == "public-figure"
 
 
+@pytest.mark.slow
 def test_sample_and_decode_steps(home):
     """Each step gets the objects it uses: the generator (text encoder, DiT, sampler, VAE), the
     watermarker."""
