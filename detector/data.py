@@ -16,9 +16,6 @@ learnt. Both clips of a pair then get the same treatment (one draw of the parame
 resize, crop, and H.264 at CRF 18-40 or JPEG at quality 60-95 or nothing. Publishing after that
 (a GIF palette, grain: `gif_palette`, `grain`) is drawn per training crop in `train.py`.
 
-The generator's own output: `dit.npz` holds world renders (real: procedural graphics are not
-AI-generated) against the shipped DiT's samples of captions of the same specs (`build_dit_split`).
-
 Splits by source, so no source image is in two of them:
 - train: the watermark's training photos, `china.jpg`, the first frames of both clips;
 - calibration: `chelsea`, `flower.jpg` and the held-out half of `bikes`;
@@ -272,39 +269,6 @@ def make_pair(source: np.ndarray, decoder, rng: np.random.Generator) -> tuple[np
     return t(real), t(fake), t.tag
 
 
-# ---- the generator's own samples against world renders -------------------------------------------
-
-DIT_PX = 64  # the generator's native size
-
-
-def build_dit_split(pairs: int, seed: int, batch: int = 8) -> dict[str, np.ndarray]:
-    """`pairs` pairs of a world render (real: the procedural world is not AI-generated) and the
-    shipped DiT's sample of a caption of the same spec (fake), 64 x 64, `FRAMES` frames from one
-    random start for both, then one codec draw for both. Specs are split="train" (the benchmark's
-    DiT rows use split="heldout" specs, so no spec is in both). No watermark: the generator's
-    latents are decoded directly, so the mark cannot become the cue."""
-    from trustframe.generator import world
-    from trustframe.generator.captions import caption
-    from trustframe.generator.models import load_generator
-
-    g = load_generator()
-    rng = np.random.default_rng(seed)
-    real, fake, codec = [], [], []
-    for b in range(0, pairs, batch):
-        specs = [
-            world.sample_spec(rng, frames=16, height=DIT_PX, width=DIT_PX, split="train", multi_shot_p=0.0)
-            for _ in range(min(batch, pairs - b))
-        ]
-        samples = g.decode_batch(g.sample_batch([caption(s, rng) for s in specs], seed=seed + b))
-        for spec, sample in zip(specs, samples, strict=True):
-            start = int(rng.integers(0, 16 - FRAMES + 1))
-            t = Treatment.draw(rng, size=DIT_PX, out=DIT_PX)
-            real.append(t(world.render(spec)[start : start + FRAMES], out=DIT_PX))
-            fake.append(t(sample[start : start + FRAMES], out=DIT_PX))
-            codec.append(t.tag)
-    return {"real": np.stack(real), "fake": np.stack(fake), "codec": np.array(codec)}
-
-
 # ---- the command ---------------------------------------------------------------------------------
 
 
@@ -407,7 +371,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pairs", type=int, default=2000, help="training pairs (real + fake)")
     p.add_argument("--calibration-pairs", type=int, default=400)
     p.add_argument("--test-pairs", type=int, default=300)
-    p.add_argument("--dit-pairs", type=int, default=240, help="world render / DiT sample pairs")
     p.add_argument("--ae-minutes", type=float, default=4.0, help="training time per autoencoder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
@@ -426,9 +389,6 @@ def main(argv: list[str] | None = None) -> None:
         d = build_split(split, n, a.out, s, workers=a.threads)
         np.savez(path, **d)
         print(f"{split}: {n} pairs in {time.time() - t0:.0f} s", flush=True)
-    if not (a.out / "dit.npz").is_file():
-        np.savez(a.out / "dit.npz", **build_dit_split(a.dit_pairs, a.seed + 4))
-        print(f"dit: {a.dit_pairs} pairs in {time.time() - t0:.0f} s", flush=True)
     (a.out / "data.json").write_text(
         json.dumps(
             {
@@ -437,8 +397,7 @@ def main(argv: list[str] | None = None) -> None:
                 "decoders": list(DECODERS),
                 "autoencoders": records,
                 "splits": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in SPLITS.items()},
-                "pairs": {"train": a.pairs, "calibration": a.calibration_pairs, "test": a.test_pairs,
-                          "dit": a.dit_pairs},
+                "pairs": {"train": a.pairs, "calibration": a.calibration_pairs, "test": a.test_pairs},
             },
             indent=2,
         )

@@ -12,8 +12,7 @@ which `--export` copies to detector/weights/. `--exclude-decoder X` trains witho
 
 Each step draws half real, half fake *pairs*: the same crop of the same source frame, once
 as filmed and once through a decoder, after the same codec; so the only thing that tells
-the two apart is the decoder's trace. With `--dit-p`, that share of the pairs is a world render
-(real: procedural graphics are not AI-generated) and the shipped DiT's sample of the same spec.
+the two apart is the decoder's trace.
 """
 
 from __future__ import annotations
@@ -58,7 +57,6 @@ class TrainConfig(RunConfig):
     resize_p: float = 0.0  # share of pairs downscaled after the decoder (both alike), by 1 to 1.5x
     gif_p: float = 0.0  # share of pairs published through a GIF palette (both alike)
     grain_p: float = 0.0  # share of pairs with noise added after the decoder (both alike)
-    dit_p: float = 0.0  # share of pairs that are a world render (real) and the DiT's sample of it (fake)
     exclude_decoder: str = ""  # train without this decoder's fakes
     ckpt_minutes: float = 5.0
     threads: int = 2
@@ -73,11 +71,10 @@ def load_split(data: Path, split: str, exclude: str = "") -> dict[str, np.ndarra
 
 
 def draw_batch(
-    d: dict[str, np.ndarray], cfg: TrainConfig, rng: np.random.Generator, batch: int | None = None
+    d: dict[str, np.ndarray], cfg: TrainConfig, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(frame, prev, label): `batch` (default cfg.batch) crops, pairs of the same crop as real (0)
-    and fake (1)."""
-    half = (batch or cfg.batch) // 2
+    """(frame, prev, label): cfg.batch crops, pairs of the same crop as real (0) and fake (1)."""
+    half = cfg.batch // 2
     n, t, h, w, _ = d["real"].shape
     pick = rng.integers(0, n, half)
     ts = rng.integers(1, t, half)
@@ -169,8 +166,6 @@ def main(argv: list[str] | None = None) -> dict | None:
                          "--minutes")
     rank, world, rng = init_process(cfg.seed, cfg.threads)
     train = load_split(Path(cfg.data), "train", cfg.exclude_decoder)
-    dit = dict(np.load(Path(cfg.data) / "dit.npz")) if cfg.dit_p else None
-    dit_batch = 2 * round(cfg.batch * cfg.dit_p / 2)
 
     net = create_detector(cfg.size)
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
@@ -185,10 +180,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     losses = []
     while run.running():
         set_lr(opt, cosine_lr(cfg.lr, run.step, run.frac, warmup=100))
-        cur, pre, label = draw_batch(train, cfg, rng, cfg.batch - dit_batch)
-        if dit_batch:  # the generator's own samples against renders of their specs (64 px: no resize)
-            parts = [(cur, pre, label), draw_batch(dit, cfg, rng, dit_batch)]
-            cur, pre, label = (torch.cat(x) for x in zip(*parts, strict=True))
+        cur, pre, label = draw_batch(train, cfg, rng)
         logit = model(cur, pre).mean(dim=(1, 2, 3))
         loss = F.binary_cross_entropy_with_logits(logit, label)
         opt.zero_grad(set_to_none=True)

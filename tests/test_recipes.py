@@ -187,10 +187,6 @@ def tiny_detector_data(runs) -> None:
                  for k in ("real", "fake")}
         np.savez(runs / "data" / f"{split}.npz", **clips, decoder=np.arange(n) % 4,
                  codec=np.array(["png"] * n))
-    from trustframe.detector.data import DIT_PX
-
-    dit = {k: rng.integers(0, 256, (4, FRAMES, DIT_PX, DIT_PX, 3), dtype=np.uint8) for k in ("real", "fake")}
-    np.savez(runs / "data" / "dit.npz", codec=np.array(["none"] * 4), **dit)
     settings = {"recipe": "tfdet-s", "scale": REBUILDS["tfdet-s"][0], "extra": REBUILDS["tfdet-s"][1],
                 "overrides": {}}
     (runs / "recipe-state.json").write_text(json.dumps({**settings, "stages": {"data": {}}}))
