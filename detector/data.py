@@ -231,6 +231,30 @@ def grain(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndar
     return np.clip(frames + rng.normal(0, sigma, frames.shape), 0, 255).astype(np.uint8)
 
 
+@dataclass(frozen=True)
+class Publishing:
+    """One draw of what publishing does after the decoder, applied alike to both clips of a pair:
+    a GIF palette of `colours` colours (0 = none, dithered or not) and grain of `sigma` grey levels."""
+
+    colours: int
+    dither: bool
+    sigma: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, gif_p: float, grain_p: float) -> Publishing:
+        colours = int(rng.integers(32, 257)) if rng.random() < gif_p else 0
+        dither = bool(rng.random() < 0.8)
+        sigma = float(rng.uniform(1.0, 4.0)) if rng.random() < grain_p else 0.0
+        return cls(colours, dither, sigma)
+
+    def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if self.colours:
+            frames = gif_palette(frames, self.colours, self.dither)
+        if self.sigma:
+            frames = grain(frames, self.sigma, rng)
+        return frames
+
+
 def detail(clip: np.ndarray) -> float:
     """Fine-detail energy: mean absolute difference between the clip and its sigma-1 blur."""
     return float(np.abs(clip.astype(np.float32) - blur(clip, 1.0)).mean())

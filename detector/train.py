@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from trustframe.detector.api import Calibration, Detector, to_tensor
 from trustframe.detector.autoencoders import DECODERS
-from trustframe.detector.data import gif_palette, grain
+from trustframe.detector.data import Publishing
 from trustframe.detector.model import DETECTOR_SIZES, DetectorConfig, create_detector
 from trustframe.training import (
     Run,
@@ -92,24 +92,17 @@ def draw_batch(
     # After the decoder, what publishing does to a file, one draw per pair for both of its clips:
     # a GIF palette (its dither is noise, which the decoder's output otherwise lacks) and grain.
     # Without these, "noisy = real" is learnt and every dithered GIF of a generator passes as real.
-    gif = np.where(rng.random(half) < cfg.gif_p, rng.integers(32, 257, half), 0)
-    dither = rng.random(half) < 0.8
-    sigma = np.where(rng.random(half) < cfg.grain_p, rng.uniform(1.0, 4.0, half), 0.0)
+    publish = [Publishing.draw(rng, cfg.gif_p, cfg.grain_p) for _ in range(half)]
     cur, pre = [], []
     for kind in ("real", "fake"):
-        for i, ti, y, x, s, f, n, g, dt, sg in zip(
-            pick, ts, ys, xs, still, flip, win, gif, dither, sigma, strict=True
-        ):
+        for i, ti, y, x, s, f, n, pub in zip(pick, ts, ys, xs, still, flip, win, publish, strict=True):
             clip = d[kind][i, :, y : y + n, x : x + n]
             if n != cfg.crop:
                 clip = np.stack(
                     [cv2.resize(c, (cfg.crop, cfg.crop), interpolation=cv2.INTER_AREA) for c in clip]
                 )
             a, b = clip[ti], clip[ti if s else ti - 1]
-            if g:
-                a, b = gif_palette(np.stack([a, b]), int(g), bool(dt))
-            if sg:
-                a, b = grain(np.stack([a, b]), float(sg), rng)
+            a, b = pub(np.stack([a, b]), rng)
             if f:
                 a, b = a[:, ::-1], b[:, ::-1]
             cur.append(a)
@@ -125,14 +118,9 @@ def published(d: dict[str, np.ndarray], cfg: TrainConfig, seed: int = 0) -> dict
     rng = np.random.default_rng(seed)
     out = {k: v.copy() for k, v in d.items()}
     for i in range(len(out["real"])):
-        g = int(rng.integers(32, 257)) if rng.random() < cfg.gif_p else 0
-        dither = rng.random() < 0.8
-        sigma = float(rng.uniform(1.0, 4.0)) if rng.random() < cfg.grain_p else 0.0
+        pub = Publishing.draw(rng, cfg.gif_p, cfg.grain_p)
         for kind in ("real", "fake"):
-            if g:
-                out[kind][i] = gif_palette(out[kind][i], g, dither)
-            if sigma:
-                out[kind][i] = grain(out[kind][i], sigma, rng)
+            out[kind][i] = pub(out[kind][i], rng)
     return out
 
 
