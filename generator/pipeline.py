@@ -293,4 +293,5 @@ def generate(prompt: str, output: str | Path, *, settings: Settings | None = Non
     req = GenerationRequest(prompt, **options)
     req.check_output(Path(output))
     refuse_unsafe(req)
+    check_understood(req, load_generator(preset))  # before keys or the repository are touched
     return Pipeline.load(preset, settings).run(req, output, progress)
