@@ -1,6 +1,7 @@
 """The audit of one file on disk: its evidence (the C2PA manifest, the invisible watermark and the
-detector's score) read and judged into one `Verdict` (`audit_file`), and the watermark lookup that
-the audit and `POST /v1/matches/byContent` share (`read_watermark`, `watermark_matches`).
+detector's score) read and judged into one `Verdict` (`audit_file`), the watermark lookup that
+the audit and `POST /v1/matches/byContent` share (`read_watermark`, `watermark_matches`), and the
+other per-file work the HTTP app runs in its audit workers (`file_watermark`, `heatmap_png`).
 
 Never raises for a bad file: unreadable input becomes a Verdict with label "error" and an
 `error` section, so one bad file never stops a batch. Never touches the network on a file's
@@ -62,6 +63,30 @@ def read_watermark(frames: media.Frames, s: Settings):
     except TrustFrameError:
         return None
     return detect(frames, key=key)
+
+
+def file_watermark(path: str | os.PathLike, s: Settings):
+    """`read_watermark` of the file at `path`: what `POST /v1/matches/byContent` runs in a worker.
+    Raises UnsupportedMedia / CorruptMedia for a file it cannot read."""
+    media.probe(path, s)
+    return read_watermark(media.read(path, max_frames=s.audit_frames, settings=s), s)
+
+
+def heatmap_png(path: str | os.PathLike, s: Settings) -> bytes:
+    """The detector's heat map of the file at `path`: its highest-scoring frame with the evidence
+    per 8x8 patch painted over it, as PNG bytes (what `POST /v1/detector/heatmap` runs in a
+    worker). Raises TrustFrameError for media it cannot read or score."""
+    import io
+
+    from PIL import Image
+
+    from trustframe.detector.api import load
+
+    frames = media.read(path, max_frames=s.audit_frames, settings=s)
+    r = load(s.detector_preset).score(frames, heatmap=True)
+    buf = io.BytesIO()
+    Image.fromarray(r.heatmap_image()).save(buf, format="PNG")
+    return buf.getvalue()
 
 
 def watermark_matches(r, repo: ManifestRepository, max_results: int = 1) -> list[str]:

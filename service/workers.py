@@ -6,6 +6,8 @@ Two front ends share the machinery:
 - `WorkerPool.submit(path, display_name)`, behind the HTTP app: one file in, an awaitable
   `Verdict` out. Admission is bounded: at most `workers` audits run and `queue` wait; past that
   `submit` raises `PoolBusy` at once (the app answers 503) instead of queueing without limit.
+  `WorkerPool.call(fn, path)` runs the app's other per-file work (the detector's heat map, the
+  watermark behind `/matches/byContent`) in the same workers, under the same bound and time limit.
 
 Workers are forked by a forkserver, a clean single-threaded process that has imported the audit
 code and torch once, so a new worker is a cheap fork rather than a fresh interpreter. A file still
@@ -15,7 +17,7 @@ Workers ignore SIGINT and SIGTERM (a Ctrl-C or a service manager signals the who
 the parent stops them, after letting the audits in flight finish, and they exit by themselves
 when the parent goes away.
 
-One module of about 400 lines, on purpose: both pools are thin over the same worker (its start,
+One module of about 450 lines, on purpose: both pools are thin over the same worker (its start,
 warm-up, time limit, replacement and stop); split by front end, each half would reach into the
 other's internals.
 """
@@ -27,6 +29,7 @@ import contextlib
 import math
 import multiprocessing as mp
 import multiprocessing.util
+import pickle
 import signal
 import tempfile
 import threading
@@ -50,6 +53,9 @@ STOP_GRACE_S = 2.0  # a stopped worker has this long to leave by itself before i
 
 # What a worker calls per file: audit_file's signature (path, settings, *, display_name, detector).
 Target = Callable[..., Verdict]
+# What `WorkerPool.call` runs in a worker: fn(path, settings) -> a picklable result. A module-level
+# function: it is sent to the worker by reference.
+Call = Callable[[str, Settings], object]
 
 
 # multiprocessing makes a private temporary folder (for the forkserver's socket) on first use, under
@@ -90,10 +96,26 @@ def _worker_loop(conn, settings: Settings, detector: bool, target: Target | None
     try:
         conn.send(READY)
         while (job := conn.recv()) is not None:
-            i, path, name = job
-            conn.send((i, run(path, settings, display_name=name, detector=detector).to_dict()))
+            i, path, name, fn = job
+            if fn is None:
+                conn.send((i, run(path, settings, display_name=name, detector=detector).to_dict()))
+            else:
+                conn.send((i, _outcome(fn, path, settings)))
     except (EOFError, OSError):  # the parent went away
         pass
+
+
+def _outcome(fn: Call, path: str, settings: Settings) -> tuple[str, object]:
+    """("ok", what fn returned) or ("error", the exception it raised; one that cannot be pickled
+    is sent as a RuntimeError with its type and message)."""
+    try:
+        return "ok", fn(path, settings)
+    except Exception as e:
+        try:
+            pickle.dumps(e)
+        except Exception:
+            e = RuntimeError(f"{type(e).__name__}: {e}")
+        return "error", e
 
 
 class _Worker:
@@ -108,7 +130,7 @@ class _Worker:
         child.close()
         self.conn = parent
         self.ready = False
-        self.job: tuple[int, str, str | None] | None = None  # AuditPool.map's bookkeeping
+        self.job: tuple[int, str, str | None, None] | None = None  # AuditPool.map's bookkeeping
         self.since = 0.0
 
     def wait_ready(self, timeout: float | None) -> bool:
@@ -190,7 +212,7 @@ class AuditPool:
                     if p is None:
                         exhausted = True
                         break
-                    w.job, w.since = (next_in, p, None), time.monotonic()
+                    w.job, w.since = (next_in, p, None, None), time.monotonic()
                     next_in += 1
                     try:
                         w.conn.send(w.job)
@@ -211,7 +233,7 @@ class AuditPool:
             ready = wait([self.slots[k].conn for k in busy], timeout=wait_s)
             for k in busy:
                 w = self.slots[k]
-                i, path, _ = w.job
+                i, path, _, _ = w.job
                 if w.conn in ready:
                     try:
                         j, d = w.conn.recv()
@@ -237,6 +259,15 @@ class PoolBusy(Exception):
     def __init__(self, retry_after: int, message: str = "all audit workers are busy and the queue is full"):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CallFailed(Exception):
+    """A `WorkerPool.call` that did not finish: `code` is "timeout" (over `audit_timeout_s`; its
+    worker was replaced) or "internal-error" (its worker died or the pool is shutting down)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
 
 
 def _stop_workers(live: set[_Worker]) -> None:
@@ -323,14 +354,19 @@ class WorkerPool:
         return w
 
     def start(self) -> None:
-        """Start every worker now (they warm up in the background) rather than on first use."""
+        """Start every worker now (they warm up in the background) rather than on first use; a
+        closed pool opens again (an app whose lifespan runs twice, as test clients do)."""
+        with self._lock:
+            if self._closed:
+                self._closed = False
+                self._finalizer = weakref.finalize(self, _stop_workers, self._live)
         started = []
         while len(started) < self.workers:
             try:
                 w = self._idle.get_nowait()
             except Empty:  # the rest are auditing, so they run already
                 break
-            started.append(w if w is not None else self._spawn())
+            started.append(w if w is not None and w.proc.is_alive() else self._spawn(w))
         for w in started:
             self._idle.put(w)
 
@@ -338,7 +374,7 @@ class WorkerPool:
         """Refuse new files, let queued and running ones finish, then stop the workers."""
         with self._lock:
             self._closed = True
-            executor = self._executor
+            executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True)
         self._finalizer()
@@ -348,6 +384,15 @@ class WorkerPool:
     def submit(self, path, display_name: str | None = None) -> asyncio.Future[Verdict]:
         """Audit `path` in a worker -> awaitable Verdict (named `display_name`); `PoolBusy` at once
         when full. Must be called from a running event loop."""
+        return self._admit(str(path), display_name, None)
+
+    def call(self, fn: Call, path) -> asyncio.Future:
+        """`fn(path, settings)` in a worker -> awaitable result; what fn raises is raised here,
+        `CallFailed` when it runs over the time limit or its worker dies; `PoolBusy` at once when
+        full. Must be called from a running event loop."""
+        return self._admit(str(path), None, fn)
+
+    def _admit(self, path: str, name: str | None, fn: Call | None) -> asyncio.Future:
         with self._lock:
             if self._closed:
                 raise PoolBusy(self.retry_after(), "the server is shutting down")
@@ -357,7 +402,7 @@ class WorkerPool:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="trustframe-audit")
             try:
-                fut = self._executor.submit(self._run, str(path), display_name)
+                fut = self._executor.submit(self._run, path, name, fn)
             except BaseException:
                 self._admitted -= 1
                 raise
@@ -368,12 +413,12 @@ class WorkerPool:
         with self._lock:
             self._admitted -= 1
 
-    def _run(self, path: str, name: str | None) -> Verdict:
+    def _run(self, path: str, name: str | None, fn: Call | None):
         w = self._idle.get()  # never waits long: there are as many workers as executor threads
         with self._lock:
             self._running += 1
         try:
-            w, verdict, seconds = self._audit_in(w, path, name)
+            w, (kind, value), seconds = self._job_in(w, path, name, fn)
         finally:
             with self._lock:
                 self._running -= 1
@@ -381,26 +426,42 @@ class WorkerPool:
         if seconds is not None:
             with self._lock:
                 self._avg_s = seconds if self._avg_s is None else 0.8 * self._avg_s + 0.2 * seconds
-        return verdict
+        limit = self.s.audit_timeout_s
+        if fn is None:  # an audit: every outcome is a Verdict
+            shown = name or path
+            if kind == "done":
+                return Verdict.model_validate(value)
+            if kind == "timeout":
+                return _timeout_verdict(shown, limit)
+            return _error_verdict(shown, "internal-error", value)
+        if kind == "done":
+            status, result = value
+            if status == "error":
+                raise result
+            return result
+        if kind == "timeout":
+            raise CallFailed("timeout", f"not finished within {limit:g} s (audit_timeout_s)")
+        raise CallFailed("internal-error", value)
 
-    def _audit_in(self, w: _Worker | None, path: str, name: str | None
-                  ) -> tuple[_Worker | None, Verdict, float | None]:
-        shown = name or path
+    def _job_in(self, w: _Worker | None, path: str, name: str | None, fn: Call | None
+                ) -> tuple[_Worker | None, tuple[str, object], float | None]:
+        """Run one job in worker `w` (started or replaced as needed) -> (the worker to keep,
+        (kind, value), seconds it took): ("done", what the worker sent), ("timeout", None) or
+        ("died", why)."""
         if w is None or not w.proc.is_alive():
             w = self._spawn(w)
             if w is None:
-                return None, _error_verdict(shown, "internal-error", "the server is shutting down"), None
+                return None, ("died", "the server is shutting down"), None
         if not w.wait_ready(START_TIMEOUT_S):
-            return (self._spawn(w),
-                    _error_verdict(shown, "internal-error", "its worker process did not start"), None)
+            return self._spawn(w), ("died", "its worker process did not start"), None
         limit = self.s.audit_timeout_s or None
         started = time.monotonic()
         try:
-            w.conn.send((0, path, name))
+            w.conn.send((0, path, name, fn))
             if w.conn.poll(limit):
-                _, d = w.conn.recv()
-                return w, Verdict.model_validate(d), time.monotonic() - started
-            verdict = _timeout_verdict(shown, limit)
+                _, value = w.conn.recv()
+                return w, ("done", value), time.monotonic() - started
+            outcome: tuple[str, object] = ("timeout", None)
         except (EOFError, OSError, ValueError):
-            verdict = _error_verdict(shown, "internal-error", "its worker process died")
-        return self._spawn(w), verdict, time.monotonic() - started
+            outcome = ("died", "its worker process died")
+        return self._spawn(w), outcome, time.monotonic() - started

@@ -4,6 +4,7 @@ graceful shutdown, /metrics, request ids and JSON access logs, the rate limit, `
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -160,6 +161,12 @@ def test_a_file_over_the_time_limit_is_an_error_verdict_and_its_worker_is_replac
         text = c.get("/metrics").text
         assert metric(text, "trustframe_audit_errors_total", code="timeout") == 1
         assert metric(text, "trustframe_audits_total", label="error") == 1
+        # a heat map (computed in the same workers) over the limit: 503 to retry, worker replaced
+        before = pool.pids()
+        r = c.post("/v1/detector/heatmap", files={"file": ("slow.png", png_bytes(tmp_path))})
+        body = assert_problem(r, 503)
+        assert "audit_timeout_s" in body["detail"] and int(r.headers["retry-after"]) >= 1
+        assert len(pool.pids()) == 1 and pool.pids() != before
     assert pool.pids() == [] and list(spool.iterdir()) == []
 
 
@@ -334,3 +341,47 @@ def test_serve_workers_runs_the_app_factory_in_n_processes(home, run_cli, monkey
     app, kw = calls.pop()
     assert app.state.settings.home == home.home and "workers" not in kw
     assert run_cli("serve", "--workers", "0")[0] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# The other per-file work in the same pool: heat maps, /matches/byContent
+
+
+@pytest.mark.slow
+def test_heat_maps_and_content_matches_run_in_the_audit_pool_under_its_bound(home, spool, tmp_path):
+    """With the one worker busy and no queue, both answer 503 + Retry-After before reading the
+    upload; once it is free, the same worker computes them (none is started or replaced), and
+    what fails in it (a text file) comes back as the route's own problem."""
+    from PIL import Image
+
+    s = load_settings(audit_workers=1, audit_queue=0)
+    pool = WorkerPool(1, s, queue=0, target=held_audit, warm=False)
+    png = png_bytes(tmp_path)
+    results: dict[str, httpx.Response] = {}
+    with serving(http.create_app(s, audit_pool=pool)) as (base, _), \
+            httpx.Client(base_url=base, timeout=120) as c:
+        def heatmap(name, data):
+            return c.post("/v1/detector/heatmap", files={"file": (name, data)})
+
+        def by_content(data, kind="image/png"):
+            return c.post("/v1/matches/byContent", content=data, headers={"content-type": kind})
+
+        running = post_in_thread(base, "running.png", png, results)
+        wait_for(lambda: pool.running == 1, "the audit to run")
+        for r in (heatmap("a.png", png), by_content(png)):
+            body = assert_problem(r, 503)
+            assert 1 <= int(r.headers["retry-after"]) <= 60 and "busy" in body["detail"]
+        (home.home / "release").touch()
+        running.join(120)
+        assert results["running.png"].status_code == 200
+        (pid,) = pool.pids()
+
+        r = heatmap("a.png", png)
+        assert r.status_code == 200 and r.headers["content-type"] == "image/png"
+        assert Image.open(io.BytesIO(r.content)).size == (64, 48)
+        assert by_content(png).json() == {"matches": []}
+        assert_problem(heatmap("a.txt", TEXT), 415)
+        assert_problem(by_content(TEXT, "text/plain"), 415)
+        assert pool.pids() == [pid]
+        assert metric(c.get("/metrics").text, "trustframe_audits_shed_total") == 2
+    assert list(spool.iterdir()) == []

@@ -281,8 +281,15 @@ def test_by_content_uses_hint(service, tmp_path):
 def test_by_content_with_watermark_model(service, tmp_path, monkeypatch):
     """The detected payload is looked up in the repository, and `alg` filters it.
 
-    The watermark is stubbed (the real one: the next test); the wiring is what is tested.
+    The watermark is stubbed (the real one, read in a worker process: the next test); the wiring
+    is what is tested, so the route's worker call runs here, where the stub is.
     """
+    from trustframe.service.http import softbinding_routes
+
+    async def in_this_process(request, fn, path):
+        return fn(path, request.app.state.settings)
+
+    monkeypatch.setattr(softbinding_routes, "in_worker", in_this_process)
     mp4 = service.signed["mp4"]
     seen = {}
 
@@ -384,6 +391,7 @@ def flatmap_path_parameters(context, path_parameters):
 def test_conforms_to_the_c2pa_specification(case, service):
     r = case.call_and_validate(
         app=service.client.app,
+        timeout=120,  # /matches/byContent waits for its audit worker to start on first use
         checks=[schemathesis.checks.not_a_server_error, schemathesis.checks.response_schema_conformance],
     )
     RESPONSES.append((f"{case.method} {case.path}", r.status_code, r.content))

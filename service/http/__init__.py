@@ -24,8 +24,9 @@ One module per concern:
     app.py                 create_app and the lifespan that runs the audit worker pool
 """
 
+from trustframe.service.evidence import heatmap_png
 from trustframe.service.http.app import create_app, lifespan
-from trustframe.service.http.audit_routes import audit, audit_router, heatmap_png
+from trustframe.service.http.audit_routes import audit, audit_router
 from trustframe.service.http.deps import API_KEY_HEADER, RateLimiter, get_repository, get_settings
 from trustframe.service.http.problems import PROBLEM_JSON, Problem, UnexpectedErrors, problem
 from trustframe.service.http.softbinding_routes import softbinding_router

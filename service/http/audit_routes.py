@@ -1,5 +1,6 @@
-"""The audit router: `GET /healthz`, `POST /v1/audit` (one upload in, one Verdict out, in the app's
-worker pool; 503 when it is full) and `POST /v1/detector/heatmap` (the detector's heat map as PNG).
+"""The audit router: `GET /healthz`, `POST /v1/audit` (one upload in, one Verdict out) and
+`POST /v1/detector/heatmap` (the detector's heat map as PNG), both in the app's worker pool (503
+when it is full).
 """
 
 from __future__ import annotations
@@ -8,13 +9,22 @@ import contextvars
 import time
 from pathlib import Path, PurePosixPath
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from trustframe import __version__, media
+from trustframe import __version__
 from trustframe.service.audit import audit as audit_in_process
-from trustframe.service.http.deps import AUTH_PROBLEMS, get_settings, rate_limit, require_api_key
+from trustframe.service.evidence import heatmap_png
+from trustframe.service.http.deps import (
+    AUTH_PROBLEMS,
+    get_settings,
+    in_worker,
+    rate_limit,
+    refuse_when_full,
+    require_api_key,
+    shed,
+)
 from trustframe.service.http.problems import problem_doc
 from trustframe.service.http.telemetry import log_fields
 from trustframe.service.http.uploads import UPLOAD_BODY, spooled_upload
@@ -46,11 +56,6 @@ async def audit(path: Path, *, settings: Settings, filename: str) -> Verdict:
     return await pool.submit(path, filename)
 
 
-def _shed(request: Request, retry_after: int, why: str) -> HTTPException:
-    request.app.state.metrics.shed.inc()
-    return HTTPException(503, f"{why}; retry in {retry_after} s", headers={"Retry-After": str(retry_after)})
-
-
 @audit_router.post(
     "/v1/audit", response_model=Verdict, dependencies=[Depends(rate_limit), Depends(require_api_key)],
     summary="Audit one uploaded image or video",
@@ -67,10 +72,7 @@ async def audit_upload(request: Request, settings: Settings = Depends(get_settin
     `audit_workers` audits run and `audit_queue` wait already (checked before the upload is read,
     and again when it is handed over).
     """
-    pool: WorkerPool = request.app.state.audit_pool
-    if pool.saturated:  # shed before reading the upload: nothing is spooled for nothing
-        raise _shed(request, pool.retry_after(), "the server is shutting down" if pool.closed
-                    else "all audit workers are busy and the queue is full")
+    pool = refuse_when_full(request)
     async with spooled_upload(request, settings.upload_max_bytes) as (path, filename):
         name = PurePosixPath((filename or "").replace("\\", "/")).name or path.name
         token = _request_pool.set(pool)
@@ -78,29 +80,13 @@ async def audit_upload(request: Request, settings: Settings = Depends(get_settin
         try:
             verdict = await audit(path, settings=settings, filename=name)
         except PoolBusy as e:
-            raise _shed(request, e.retry_after, str(e)) from None
+            raise shed(request, e.retry_after, str(e)) from None
         finally:
             _request_pool.reset(token)
     request.app.state.metrics.audited(verdict, time.perf_counter() - started)
     log_fields(request).update({"label": verdict.label}
                                | ({"error_code": verdict.error.code} if verdict.error else {}))
     return JSONResponse(verdict.to_dict())
-
-
-def heatmap_png(path: Path, settings: Settings) -> bytes:
-    """The detector's heat map of a file: its highest-scoring frame with P(AI) per 8x8 patch
-    painted over it, as PNG bytes. Raises TrustFrameError for media it cannot read or score."""
-    import io
-
-    from PIL import Image
-
-    from trustframe.detector.api import load
-
-    frames = media.read(path, max_frames=settings.audit_frames, settings=settings)
-    r = load(settings.detector_preset).score(frames, heatmap=True)
-    buf = io.BytesIO()
-    Image.fromarray(r.heatmap_image()).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 @audit_router.post(
@@ -110,9 +96,13 @@ def heatmap_png(path: Path, settings: Settings) -> bytes:
                      "P(AI-generated) per 8x8 patch painted over it (transparent = 0, red = 1)"},
                413: problem_doc("Upload larger than `upload_max_bytes`"),
                415: problem_doc("Not an image or video"), 422: problem_doc("Unreadable media"),
+               503: problem_doc("Every audit worker busy and the queue full, or over "
+                                "`audit_timeout_s`; see Retry-After"),
                **AUTH_PROBLEMS},
     openapi_extra=UPLOAD_BODY)
 async def detector_heatmap(request: Request, settings: Settings = Depends(get_settings)) -> Response:
+    """Multipart upload in field `file` -> PNG, computed in the audit worker pool like an audit."""
+    refuse_when_full(request)
     async with spooled_upload(request, settings.upload_max_bytes) as (path, _):
-        png = await run_in_threadpool(heatmap_png, path, settings)
+        png = await in_worker(request, heatmap_png, path)
     return Response(png, media_type="image/png")

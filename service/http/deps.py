@@ -1,5 +1,6 @@
 """FastAPI dependencies shared by the routers: the app's settings and manifest repository, the
-API key check, and the per-client rate limit (token buckets)."""
+API key check, the per-client rate limit (token buckets), and per-file work in the app's audit
+worker pool with its admission (503 + Retry-After when full)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from fastapi.security import APIKeyHeader
 
 from trustframe.provenance.repository import ManifestRepository, open_repository
 from trustframe.service.http.problems import PROBLEMS, problem_doc
+from trustframe.service.workers import CallFailed, PoolBusy, WorkerPool
 from trustframe.settings import Settings
 
 API_KEY_HEADER = "X-API-Key"
@@ -93,3 +95,34 @@ async def rate_limit(request: Request, settings: Settings = Depends(get_settings
         request.app.state.metrics.rate_limited.inc()
         raise HTTPException(429, f"rate limit of {limiter.per_minute} requests per minute exceeded",
                             headers={"Retry-After": str(max(1, math.ceil(wait)))})
+
+
+def shed(request: Request, retry_after: int, why: str) -> HTTPException:
+    """A 503 with Retry-After for a request the audit pool has no room for (counted in /metrics)."""
+    request.app.state.metrics.shed.inc()
+    return HTTPException(503, f"{why}; retry in {retry_after} s", headers={"Retry-After": str(retry_after)})
+
+
+def refuse_when_full(request: Request) -> WorkerPool:
+    """The app's audit pool; 503 at once when it is full, before an upload is read (nothing is
+    spooled for nothing)."""
+    pool: WorkerPool = request.app.state.audit_pool
+    if pool.saturated:
+        raise shed(request, pool.retry_after(), "the server is shutting down" if pool.closed
+                   else "all audit workers are busy and the queue is full")
+    return pool
+
+
+async def in_worker(request: Request, fn, path):
+    """`fn(path, settings)` in the app's audit pool (`WorkerPool.call`): what fn raises is raised;
+    503 + Retry-After when the pool is full or fn ran over `audit_timeout_s`, 500 when its worker
+    died."""
+    pool: WorkerPool = request.app.state.audit_pool
+    try:
+        return await pool.call(fn, path)
+    except PoolBusy as e:
+        raise shed(request, e.retry_after, str(e)) from None
+    except CallFailed as e:
+        if e.code == "timeout":
+            raise HTTPException(503, str(e), headers={"Retry-After": str(pool.retry_after())}) from None
+        raise HTTPException(500, str(e)) from None

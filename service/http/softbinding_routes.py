@@ -19,16 +19,17 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from trustframe import media
 from trustframe.errors import ConfigError, CorruptMedia, UnsupportedMedia
 from trustframe.provenance.manifest import b64_to_hex
 from trustframe.provenance.repository import ManifestRepository
-from trustframe.service.evidence import read_watermark, watermark_matches
+from trustframe.service.evidence import file_watermark, watermark_matches
 from trustframe.service.http.deps import (
     AUTH_PROBLEMS,
     get_repository,
     get_settings,
+    in_worker,
     rate_limit,
+    refuse_when_full,
     require_api_key,
 )
 from trustframe.service.http.problems import problem_doc, validation_detail
@@ -176,17 +177,16 @@ async def query_by_large_binding(request: Request, max_results: int = Depends(_m
     return await run_in_threadpool(_lookup, repo, query.alg, query.value, max_results, settings)
 
 
-def _match_content(path: Path, alg: str | None, max_results: int, settings: Settings,
-                   repo: ManifestRepository) -> tuple[list[str], int]:
+async def _match_content(request: Request, path: Path, alg: str | None, max_results: int,
+                         settings: Settings, repo: ManifestRepository) -> tuple[list[str], int]:
     """Manifest ids whose watermark payload the asset carries, and the match score (0..100): the
-    audit's own watermark lookup (`service.evidence.read_watermark`, `watermark_matches`)."""
+    audit's own watermark lookup (`service.evidence.file_watermark`, read in the audit worker pool,
+    then `watermark_matches`)."""
     try:
-        media.probe(path, settings)
-        frames = media.read(path, max_frames=settings.audit_frames, settings=settings)
+        r = await in_worker(request, file_watermark, path)
     except (UnsupportedMedia, CorruptMedia) as e:
         # The spec documents 415 "Invalid asset type" as this operation's only client error.
         raise HTTPException(415, str(e)) from None
-    r = read_watermark(frames, settings)
     if r is None or (alg is not None and alg != r.alg):
         return [], 0
     # The payload survived error correction; the score says how sure the detection is.
@@ -197,7 +197,9 @@ def _match_content(path: Path, alg: str | None, max_results: int, settings: Sett
     "/matches/byContent", response_model=SoftBindingQueryResult, response_model_exclude_none=True,
     operation_id="uploadFile", summary="Manifest ids for an uploaded asset (through its watermark)",
     responses={413: problem_doc("Upload larger than `upload_max_bytes`"),
-               415: problem_doc("Invalid asset type")},
+               415: problem_doc("Invalid asset type"),
+               503: problem_doc("Every audit worker busy and the queue full, or over "
+                                "`audit_timeout_s`; see Retry-After")},
     openapi_extra={"requestBody": {"required": True, "content": {
         t: {"schema": {"type": "string", "format": "binary"}} for t in ("image/*", "video/*")}}})
 async def query_by_content(
@@ -210,8 +212,9 @@ async def query_by_content(
         repo: ManifestRepository = Depends(get_repository)) -> dict:
     """Detect the watermark in the asset and look its payload up; a (hintAlg, hintValue) soft
     binding the client already holds is looked up too."""
+    refuse_when_full(request)
     async with spooled_body(request, settings.upload_max_bytes, "asset") as path:
-        ids, score = await run_in_threadpool(_match_content, path, alg, max_results, settings, repo)
+        ids, score = await _match_content(request, path, alg, max_results, settings, repo)
     result = _result(ids, settings, score)
     if hint_alg and hint_value and (alg is None or alg == hint_alg):
         try:
