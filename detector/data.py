@@ -13,7 +13,9 @@ noise). Fake: the same clips through an autoencoder (`autoencoders.DECODERS`), e
 Sharpness is taken off the table first: each pair is brought to the same fine-detail energy
 (`match_detail`: the real blurred down, or the fake sharpened up), so "blurry = fake" cannot be
 learnt. Both clips of a pair then get the same treatment (one draw of the parameters for both):
-resize, crop, and H.264 at CRF 18-40 or JPEG at quality 60-95 or nothing. Publishing after that
+a downscale by 0.25-1x (half of the pairs; the source is made large enough that the stored clip
+is still 96 px, so a 0.5x pair was decoded at 192 px), crop, and H.264 at CRF 18-40 or JPEG at
+quality 60-95 or nothing. Publishing after that
 (a GIF palette, grain: `gif_palette`, `grain`) is drawn per training crop in `train.py`.
 
 Splits by source, so no source image is in two of them:
@@ -50,7 +52,8 @@ from trustframe.detector.autoencoders import (
 
 FRAMES = 5  # 1 + 4: one period of a 4x temporal VAE after its first frame
 STORE_PX = 96  # stored clips; training crops are smaller
-SOURCE_PX = 128  # clips are made at this size, then resized by 0.75-1 and cropped to STORE_PX
+SOURCE_PX = 128  # smallest source clip: resized by the treatment's scale, then cropped to STORE_PX
+MIN_SCALE = 0.25  # the treatment's strongest downscale (the source is then 384 px)
 
 SPLITS = {
     "train": {"photos": "train", "clips": {"bigbuckbunny": (0, 100), "bikes": (0, 190)}},
@@ -130,15 +133,21 @@ def video_window(
 
 
 class SourceSampler:
-    """Draws real source clips of a split: photos through the camera (0.6) or video windows (0.4)."""
+    """Draws real source clips of a split: photos through the camera (0.6) or video windows (0.4),
+    among the sources large enough for a `size` window (a real source is never enlarged, unless
+    no photo of the split is that large: then the largest is)."""
 
     def __init__(self, split: str):
         self.photos, self.clips = real_sources(split)
 
     def __call__(self, rng: np.random.Generator, size: int = SOURCE_PX, frames: int = FRAMES) -> np.ndarray:
-        if self.clips and rng.random() < 0.4:
-            return video_window(self.clips[int(rng.integers(len(self.clips)))], rng, size, frames)
-        return camera_clip(self.photos[int(rng.integers(len(self.photos)))], rng, size, frames)
+        clips = [c for c in self.clips if min(c.shape[1:3]) >= size]
+        if clips and rng.random() < 0.4:
+            return video_window(clips[int(rng.integers(len(clips)))], rng, size, frames)
+        photos = [p for p in self.photos if min(p.shape[:2]) >= size + 16]
+        if not photos:
+            photos = [max(self.photos, key=lambda p: min(p.shape[:2]))]
+        return camera_clip(photos[int(rng.integers(len(photos)))], rng, size, frames)
 
 
 # ---- the shared treatment ------------------------------------------------------------------------
@@ -182,6 +191,7 @@ class Treatment:
     """One draw of what happens to a file after it is made, applied alike to both classes."""
 
     scale: float  # resize factor (1 = none)
+    size: int  # the source clip's side, so that it is still >= STORE_PX after the resize
     top: int
     left: int
     codec: str  # "h264", "jpeg" or "none"
@@ -192,16 +202,19 @@ class Treatment:
         return "none" if self.codec == "none" else f"{self.codec}-{self.quality}"
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, size: int = SOURCE_PX, out: int = STORE_PX) -> Treatment:
-        scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(out / size, 1.0))
+    def draw(cls, rng: np.random.Generator, min_scale: float = MIN_SCALE, out: int = STORE_PX) -> Treatment:
+        """Half of the draws keep the size, the others downscale by U(min_scale, 1); the source
+        size follows (a multiple of 8, at least SOURCE_PX) and the crop is anywhere in it."""
+        scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(min_scale, 1.0))
+        size = max(SOURCE_PX, int(np.ceil(out / scale / 8)) * 8)
         room = round(size * scale) - out
         top, left = (int(rng.integers(0, room + 1)) for _ in range(2))
         u = rng.random()
         if u < 0.6:
-            return cls(scale, top, left, "h264", int(rng.integers(18, 41)))
+            return cls(scale, size, top, left, "h264", int(rng.integers(18, 41)))
         if u < 0.85:
-            return cls(scale, top, left, "jpeg", int(rng.integers(60, 96)))
-        return cls(scale, top, left, "none", 0)
+            return cls(scale, size, top, left, "jpeg", int(rng.integers(60, 96)))
+        return cls(scale, size, top, left, "none", 0)
 
     def __call__(self, clip: np.ndarray, out: int = STORE_PX) -> np.ndarray:
         if self.scale != 1.0:
@@ -285,11 +298,15 @@ def match_detail(
     return real, fake
 
 
-def make_pair(source: np.ndarray, decoder, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, str]:
-    """(real, fake, codec tag) of one source clip: the fake is `decoder`'s reconstruction of it,
-    detail-matched to the real (`match_detail`), then both get one draw of the treatment."""
+def make_pair(
+    sampler: SourceSampler, decoder, rng: np.random.Generator, min_scale: float = MIN_SCALE
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(real, fake, codec tag): one draw of the treatment, a source clip of the size it needs,
+    the fake `decoder`'s reconstruction of it, detail-matched to the real (`match_detail`), then
+    the treatment on both."""
+    t = Treatment.draw(rng, min_scale)
+    source = sampler(rng, t.size)
     real, fake = match_detail(source, reconstruct(decoder, source), rng)
-    t = Treatment.draw(rng)
     return t(real), t(fake), t.tag
 
 
@@ -356,16 +373,16 @@ def load_decoders(out: Path) -> list:
     return models
 
 
-def _build_chunk(args: tuple[str, int, int, Path, int]) -> dict[str, np.ndarray]:
-    split, pairs, offset, out, seed = args
+def _build_chunk(args: tuple[str, int, int, Path, int, float]) -> dict[str, np.ndarray]:
+    split, pairs, offset, autoencoders, seed, min_scale = args
     torch.set_num_threads(1)
-    decoders = load_decoders(out)
+    decoders = load_decoders(autoencoders)
     rng = np.random.default_rng([seed, offset])
     sampler = SourceSampler(split)
     real, fake, dec, codec = [], [], [], []
     for i in range(offset, offset + pairs):
         k = i % len(decoders)  # decoders in equal shares
-        r, f, tag = make_pair(sampler(rng), decoders[k], rng)
+        r, f, tag = make_pair(sampler, decoders[k], rng, min_scale)
         real.append(r)
         fake.append(f)
         dec.append(k)
@@ -378,12 +395,15 @@ def _build_chunk(args: tuple[str, int, int, Path, int]) -> dict[str, np.ndarray]
     }
 
 
-def build_split(split: str, pairs: int, out: Path, seed: int, workers: int = 2) -> dict[str, np.ndarray]:
-    """`pairs` pairs of `split`, made in `workers` processes (each its own seeded stream)."""
+def build_split(
+    split: str, pairs: int, autoencoders: Path, seed: int, workers: int = 2, min_scale: float = MIN_SCALE
+) -> dict[str, np.ndarray]:
+    """`pairs` pairs of `split` through the decoders in `autoencoders`, made in `workers`
+    processes (each its own seeded stream)."""
     from concurrent.futures import ProcessPoolExecutor
 
     size = -(-pairs // workers)
-    jobs = [(split, min(size, pairs - o), o, out, seed) for o in range(0, pairs, size)]
+    jobs = [(split, min(size, pairs - o), o, autoencoders, seed, min_scale) for o in range(0, pairs, size)]
     with ProcessPoolExecutor(workers) as pool:
         parts = list(pool.map(_build_chunk, jobs))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -396,12 +416,20 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--calibration-pairs", type=int, default=400)
     p.add_argument("--test-pairs", type=int, default=300)
     p.add_argument("--ae-minutes", type=float, default=4.0, help="training time per autoencoder")
+    p.add_argument("--autoencoders", type=Path, default=None,
+                   help="use the autoencoders trained in this folder (default: train them into --out)")
+    p.add_argument("--min-scale", type=float, default=MIN_SCALE,
+                   help="the treatment's strongest downscale (0.25-1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     t0 = time.time()
-    records = build_autoencoders(a.out, a.ae_minutes, a.seed)
+    if not 0.1 <= a.min_scale <= 1.0:
+        raise SystemExit(f"--min-scale must be in 0.1-1, got {a.min_scale}")
+    autoencoders = a.autoencoders or a.out
+    records = build_autoencoders(autoencoders, a.ae_minutes, a.seed)
+    a.out.mkdir(parents=True, exist_ok=True)
     for split, n, s in (
         ("train", a.pairs, a.seed + 1),
         ("calibration", a.calibration_pairs, a.seed + 2),
@@ -410,7 +438,7 @@ def main(argv: list[str] | None = None) -> None:
         path = a.out / f"{split}.npz"
         if path.is_file():
             continue
-        d = build_split(split, n, a.out, s, workers=a.threads)
+        d = build_split(split, n, autoencoders, s, workers=a.threads, min_scale=a.min_scale)
         np.savez(path, **d)
         print(f"{split}: {n} pairs in {time.time() - t0:.0f} s", flush=True)
     (a.out / "data.json").write_text(
@@ -420,6 +448,8 @@ def main(argv: list[str] | None = None) -> None:
                 + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
                 "decoders": list(DECODERS),
                 "autoencoders": records,
+                "autoencoders_folder": str(autoencoders),
+                "min_scale": a.min_scale,
                 "splits": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in SPLITS.items()},
                 "pairs": {"train": a.pairs, "calibration": a.calibration_pairs, "test": a.test_pairs},
             },

@@ -178,6 +178,16 @@ def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
             "--ae-minutes", "0.02", "--threads", "1"]
     subprocess.run([py, "-m", "trustframe.detector.data", *data], check=True, env=env, capture_output=True,
                    timeout=300)
+    # a second data set through the same autoencoders (the recipe's "data-wide"): none retrained
+    wide = ["--out", "wide", "--autoencoders", "data", "--min-scale", "0.5", "--pairs", "4",
+            "--calibration-pairs", "4", "--test-pairs", "4", "--threads", "1"]
+    subprocess.run([py, "-m", "trustframe.detector.data", *wide], check=True, env=env, capture_output=True,
+                   timeout=300)
+    record = json.loads((tmp_path / "wide" / "data.json").read_text())
+    assert record["autoencoders_folder"] == "data" and record["min_scale"] == 0.5
+    assert record["autoencoders"]["sd2d-f8"] == json.loads((tmp_path / "data" / "data.json").read_text())[
+        "autoencoders"]["sd2d-f8"]
+    assert not list((tmp_path / "wide").glob("*.safetensors"))
     args = ["--data", "data", "--size", "det-tiny", "--batch", "8", "--name", "smoke", "--threads", "1"]
     subprocess.run([py, "-m", "trustframe.detector.train", *args, "--minutes", "0.05"], check=True, env=env,
                    capture_output=True, timeout=300)
@@ -191,6 +201,25 @@ def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
     assert "resumed at step" in r.stdout
     card = json.loads((tmp_path / "runs" / "smoke" / "smoke.json").read_text())
     assert card["steps"] > steps
+
+
+def test_the_treatment_downscales_up_to_4x_from_a_source_made_large_enough():
+    """Half of the pairs keep their size, the others are downscaled by 0.25-1x (the issue's range);
+    the source is made large enough that the stored clip is still STORE_PX after the resize."""
+    from trustframe.detector.data import SOURCE_PX, STORE_PX, Treatment
+
+    rng = np.random.default_rng(0)
+    draws = [Treatment.draw(rng) for _ in range(2000)]
+    scales = np.array([t.scale for t in draws])
+    assert 0.45 < (scales == 1).mean() < 0.55
+    assert scales.min() >= 0.25 and (scales < 0.3).any() and ((scales > 0.45) & (scales < 0.55)).any()
+    for t in draws:
+        assert t.size % 8 == 0 and t.size >= SOURCE_PX and round(t.size * t.scale) >= STORE_PX
+    half = next(t for t in draws if 0.49 < t.scale < 0.51)
+    assert half.size in (192, 200)  # 96 / 0.5, up to a multiple of 8
+    clip = rng.integers(0, 256, (2, half.size, half.size, 3), dtype=np.uint8)
+    assert half(clip).shape == (2, STORE_PX, STORE_PX, 3)
+    assert {Treatment.draw(rng, min_scale=0.75).size for _ in range(200)} == {SOURCE_PX}  # the first data
 
 
 def shortcut_features(clips: np.ndarray) -> np.ndarray:
@@ -221,7 +250,7 @@ def test_a_format_size_sharpness_baseline_stays_weak_on_the_training_pairs():
 
     rng = np.random.default_rng(0)
     sampler, vae = SourceSampler("train"), load_shipped_vae()
-    pairs = [make_pair(sampler(rng), vae, rng) for _ in range(40)]
+    pairs = [make_pair(sampler, vae, rng) for _ in range(40)]
     x = shortcut_features(np.stack([p[0] for p in pairs] + [p[1] for p in pairs]))
     y = np.r_[np.zeros(40), np.ones(40)]
     model = make_pipeline(StandardScaler(), LogisticRegression())
