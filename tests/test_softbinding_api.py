@@ -26,6 +26,7 @@ from trustframe.provenance.reading import read_manifest_store
 from trustframe.provenance.repository import open_repository
 from trustframe.provenance.signing import sign_file
 from trustframe.service.http import create_app
+from trustframe.service.workers import WorkerPool
 from trustframe.settings import Settings, load_settings
 from trustframe.watermark import ALG as WM_ALG
 
@@ -75,7 +76,8 @@ def service(tmp_path_factory) -> Service:
         SEEDED.update(
             alg=WM_ALG, value=hex_to_b64(signed["png"].payload), manifest_id=signed["png"].manifest_id
         )
-        yield Service(s, TestClient(create_app(s)), signed)
+        # one worker, no warm-up (that would load the detector, which these routes never use)
+        yield Service(s, TestClient(create_app(s, audit_pool=WorkerPool(1, s, warm=False))), signed)
 
 
 def by_binding(client: TestClient, value: str, alg: str = WM_ALG, **params):
