@@ -186,35 +186,43 @@ def jpeg(clip: np.ndarray, quality: int) -> np.ndarray:
     return np.stack(out)
 
 
+def source_px(scale: float) -> int:
+    """The side of a source clip downscaled by `scale`: a multiple of 8, at least SOURCE_PX, and
+    still >= STORE_PX after the resize."""
+    return max(SOURCE_PX, int(np.ceil(STORE_PX / scale / 8)) * 8)
+
+
 @dataclass(frozen=True)
 class Treatment:
     """One draw of what happens to a file after it is made, applied alike to both classes."""
 
     scale: float  # resize factor (1 = none)
-    size: int  # the source clip's side, so that it is still >= STORE_PX after the resize
     top: int
     left: int
     codec: str  # "h264", "jpeg" or "none"
     quality: int  # CRF for h264, quality for jpeg
 
     @property
+    def size(self) -> int:
+        return source_px(self.scale)
+
+    @property
     def tag(self) -> str:
         return "none" if self.codec == "none" else f"{self.codec}-{self.quality}"
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, min_scale: float = MIN_SCALE, out: int = STORE_PX) -> Treatment:
+    def draw(cls, rng: np.random.Generator, min_scale: float = MIN_SCALE) -> Treatment:
         """Half of the draws keep the size, the others downscale by U(min_scale, 1); the source
-        size follows (a multiple of 8, at least SOURCE_PX) and the crop is anywhere in it."""
+        size follows (`size`) and the crop is anywhere in it."""
         scale = 1.0 if rng.random() < 0.5 else float(rng.uniform(min_scale, 1.0))
-        size = max(SOURCE_PX, int(np.ceil(out / scale / 8)) * 8)
-        room = round(size * scale) - out
+        room = round(source_px(scale) * scale) - STORE_PX
         top, left = (int(rng.integers(0, room + 1)) for _ in range(2))
         u = rng.random()
         if u < 0.6:
-            return cls(scale, size, top, left, "h264", int(rng.integers(18, 41)))
+            return cls(scale, top, left, "h264", int(rng.integers(18, 41)))
         if u < 0.85:
-            return cls(scale, size, top, left, "jpeg", int(rng.integers(60, 96)))
-        return cls(scale, size, top, left, "none", 0)
+            return cls(scale, top, left, "jpeg", int(rng.integers(60, 96)))
+        return cls(scale, top, left, "none", 0)
 
     def __call__(self, clip: np.ndarray, out: int = STORE_PX) -> np.ndarray:
         if self.scale != 1.0:
@@ -419,7 +427,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--autoencoders", type=Path, default=None,
                    help="use the autoencoders trained in this folder (default: train them into --out)")
     p.add_argument("--min-scale", type=float, default=MIN_SCALE,
-                   help="the treatment's strongest downscale (0.25-1)")
+                   help="the treatment's strongest downscale (0.1-1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)

@@ -178,7 +178,7 @@ async def query_by_large_binding(request: Request, max_results: int = Depends(_m
 
 
 async def _match_content(request: Request, path: Path, alg: str | None, max_results: int,
-                         settings: Settings, repo: ManifestRepository) -> tuple[list[str], int]:
+                         repo: ManifestRepository) -> tuple[list[str], int]:
     """Manifest ids whose watermark payload the asset carries, and the match score (0..100): the
     audit's own watermark lookup (`service.evidence.file_watermark`, read in the audit worker pool,
     then `watermark_matches`)."""
@@ -214,7 +214,7 @@ async def query_by_content(
     binding the client already holds is looked up too."""
     refuse_when_full(request)
     async with spooled_body(request, settings.upload_max_bytes, "asset") as path:
-        ids, score = await _match_content(request, path, alg, max_results, settings, repo)
+        ids, score = await _match_content(request, path, alg, max_results, repo)
     result = _result(ids, settings, score)
     if hint_alg and hint_value and (alg is None or alg == hint_alg):
         try:
