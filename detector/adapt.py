@@ -95,14 +95,7 @@ def adapt(
         opt.step()
         steps += 1
 
-    probe = Detector(
-        net,
-        base.calibration,
-        output.stem,
-        max_frames=base.max_frames,
-        tile=base.tile,
-        max_tiles=base.max_tiles,
-    )
+    probe = Detector(net, base.calibration, output.stem, **base.scoring)
     real = np.array([probe.logit(f) for f in split[0][1]])
     fake = np.array([probe.logit(f) for f in split[1][1]])
     calibration = Calibration.fit(real, fake)

@@ -1,7 +1,9 @@
 """Scoring files with the detector: `load("tfdet-s").score(frames) -> DetectorResult`.
 
-A clip is scored on up to `max_frames` frames spread over it; each frame on up to `max_tiles`
-native-resolution tiles (no resize: it would erase the decoder's trace). A frame's logit is the
+A clip is scored on up to `max_frames` frames spread over it; each frame on native-resolution
+tiles (no resize: it would erase the decoder's trace), as many as cover `tile_share` of the
+frame, at least one and at most `max_tiles`: the time spent follows the pixels decoded, so that
+scoring takes no longer than decoding (benchmarks/detector.py measures it). A frame's logit is the
 mean of its tiles' patch logits, a clip's the mean of its frames'. Calibration (isotonic, fitted
 on a split training never saw) maps a logit to P(AI-generated); the label compares the logit with
 two thresholds fixed on real footage: `likely-ai` at 1 % false positives, `uncertain` between
@@ -16,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from trustframe.detector.model import STRIDE, DetectorConfig, DetectorNet
+from trustframe.detector.model import DetectorConfig, DetectorNet
 from trustframe.errors import ConfigError, TrustFrameError, UnsupportedMedia
 from trustframe.media import Frames
 
@@ -78,7 +80,7 @@ class DetectorResult:
     model: str
     frames: list[dict] = field(default_factory=list)  # [{"time_s", "frame", "score"}], in order
     top_frame: int | None = None  # source frame number that scored highest
-    heatmap: np.ndarray | None = field(default=None, repr=False)  # top frame's evidence (h/8, w/8), 0..1
+    heatmap: np.ndarray | None = field(default=None, repr=False)  # top frame's evidence per patch, 0..1
     top_pixels: np.ndarray | None = field(default=None, repr=False)  # that frame, uint8 HW3 (with heatmap)
 
     def heatmap_image(self) -> np.ndarray:
@@ -93,14 +95,14 @@ def to_tensor(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(a)).float().div(127.5).sub(1).movedim(-1, -3).contiguous()
 
 
-def tile_origins(h: int, w: int, tile: int) -> list[tuple[int, int]]:
+def tile_origins(h: int, w: int, tile: int, stride: int) -> list[tuple[int, int]]:
     """Top-left corners of a grid of `tile`-sized tiles covering an h x w frame: on multiples of
-    STRIDE, except the last of each axis, which ends at the frame's edge (overlapping its
+    `stride` (the logit map's), except the last of each axis, which ends at the frame's edge (overlapping its
     neighbour) so that nothing is left uncovered."""
 
     def axis(n):
         k = -(-n // tile)
-        inner = [(round(v) // STRIDE) * STRIDE for v in np.linspace(0, n - tile, k)[:-1]]
+        inner = [(round(v) // stride) * stride for v in np.linspace(0, n - tile, k)[:-1]]
         return sorted({*inner, n - tile})
 
     return [(y, x) for y in axis(h) for x in axis(w)]
@@ -116,29 +118,50 @@ class Detector:
         max_frames: int = 8,
         tile: int = 128,
         max_tiles: int = 4,
+        tile_share: float = 0.15,
     ):
         self.net, self.calibration, self.name = net.eval(), calibration, name
-        self.max_frames, self.tile, self.max_tiles = max_frames, tile, max_tiles
+        self.max_frames, self.tile, self.max_tiles, self.tile_share = max_frames, tile, max_tiles, tile_share
+
+    @property
+    def scoring(self) -> dict:
+        """How files are scored (the card's `scoring`)."""
+        return {"max_frames": self.max_frames, "tile": self.tile, "max_tiles": self.max_tiles,
+                "tile_share": self.tile_share}
+
+    def _tiles(self, h: int, w: int, all_tiles: bool) -> tuple[int, list[tuple[int, int]]]:
+        """(tile side, origins) scored on an h x w frame: every tile of the grid, or (the default)
+        enough to cover `tile_share` of it, 1 to `max_tiles`, spread evenly over the grid."""
+        s = self.net.cfg.stride
+        tile = min(self.tile, (h // s) * s, (w // s) * s)
+        origins = tile_origins(h, w, tile, s)
+        k = min(self.max_tiles, max(1, int(self.tile_share * h * w / tile**2)))
+        if not all_tiles and len(origins) > k:  # the middle of each of k equal shares of the grid
+            origins = [origins[int((i + 0.5) * len(origins) / k)] for i in range(k)]
+        return tile, origins
 
     @torch.no_grad()
+    def _maps(self, frames: list[np.ndarray], prevs: list[np.ndarray], all_tiles: bool) -> list[np.ndarray]:
+        """Frames (uint8 HW3, one size) and their predecessors -> each frame's tile patch maps
+        (k, tile/stride, tile/stride), from one forward pass over every tile."""
+        tile, origins = self._tiles(*frames[0].shape[:2], all_tiles)
+        cur = np.stack([f[y : y + tile, x : x + tile] for f in frames for y, x in origins])
+        pre = np.stack([p[y : y + tile, x : x + tile] for p in prevs for y, x in origins])
+        maps = self.net(to_tensor(cur), to_tensor(pre))[:, 0].numpy()
+        return list(maps.reshape(len(frames), len(origins), *maps.shape[1:]))
+
     def logits(
         self, frame: np.ndarray, prev: np.ndarray, *, all_tiles: bool = False
     ) -> tuple[np.ndarray, np.ndarray]:
         """One frame (uint8 HW3) and its predecessor -> (tile logits (k,), patch logit map with NaN
-        where no tile was scored (H/8, W/8))."""
+        where no tile was scored (H/stride, W/stride))."""
         h, w = frame.shape[:2]
-        tile = min(self.tile, (h // STRIDE) * STRIDE, (w // STRIDE) * STRIDE)
-        origins = tile_origins(h, w, tile)
-        if not all_tiles and len(origins) > self.max_tiles:
-            origins = [
-                origins[i] for i in np.linspace(0, len(origins) - 1, self.max_tiles).round().astype(int)
-            ]
-        cur = np.stack([frame[y : y + tile, x : x + tile] for y, x in origins])
-        pre = np.stack([prev[y : y + tile, x : x + tile] for y, x in origins])
-        maps = self.net(to_tensor(cur), to_tensor(pre))[:, 0].numpy()  # (k, tile/8, tile/8)
-        heat = np.full((h // STRIDE, w // STRIDE), np.nan, np.float32)
+        s = self.net.cfg.stride
+        _, origins = self._tiles(h, w, all_tiles)
+        maps = self._maps([frame], [prev], all_tiles)[0]
+        heat = np.full((h // s, w // s), np.nan, np.float32)
         for (y, x), m in zip(origins, maps, strict=True):
-            heat[y // STRIDE : y // STRIDE + m.shape[0], x // STRIDE : x // STRIDE + m.shape[1]] = m
+            heat[y // s : y // s + m.shape[0], x // s : x // s + m.shape[1]] = m
         return maps.mean(axis=(1, 2)), heat
 
     def evidence(self, patch_logits: np.ndarray) -> np.ndarray:
@@ -167,10 +190,9 @@ class Detector:
         self._check(frames)
         n = len(frames)
         picks = np.unique(np.linspace(0, n - 1, min(n, self.max_frames)).round().astype(int))
-        logits = [
-            float(self.logits(frames.data[i], frames.data[self._prev(frames, i)])[0].mean()) for i in picks
-        ]
-        return picks, np.array(logits)
+        prevs = [frames.data[self._prev(frames, i)] for i in picks]
+        maps = self._maps([frames.data[i] for i in picks], prevs, all_tiles=False)
+        return picks, np.array([float(m.mean()) for m in maps])
 
     def logit(self, frames: Frames) -> float:
         """The file's logit: the mean of its frames'."""
@@ -240,13 +262,14 @@ def load(name: str = DEFAULT_PRESET) -> Detector:
 
 
 def heatmap_overlay(frame: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """The frame (uint8 HW3), dimmed to grey, with each 8x8 patch painted red as strongly as its
+    """The frame (uint8 HW3), dimmed to grey, with each patch of the logit map painted red as strongly as its
     evidence (`Detector.evidence`: 0 = no more than real footage shows, 1 = far beyond); patches
     without evidence or not scored stay as they are. Returns uint8 HW3."""
     import cv2
 
     h, w = frame.shape[:2]
-    big = cv2.resize(np.nan_to_num(heat, nan=0.0), (w - w % STRIDE, h - h % STRIDE),
+    s = h // heat.shape[0]  # the logit map's stride
+    big = cv2.resize(np.nan_to_num(heat, nan=0.0), (w - w % s, h - h % s),
                      interpolation=cv2.INTER_NEAREST)
     big = np.pad(big, ((0, h - big.shape[0]), (0, w - big.shape[1])), constant_values=0.0)
     alpha = (0.75 * np.clip(big, 0, 1))[..., None]

@@ -23,7 +23,7 @@ def detect(
         None,
         "--heatmap",
         help="Write each file's heat map (the "
-        "highest-scoring frame, P(AI) per 8x8 patch painted over it) "
+        "highest-scoring frame, P(AI) per 16x16 patch painted over it) "
         "as DIR/<name>.heatmap.png.",
     ),
     preset: str | None = typer.Option(

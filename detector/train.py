@@ -218,7 +218,7 @@ def calibrate_and_export(net, cfg: TrainConfig, command: str, run: Run) -> dict:
         "size": cfg.size,
         "config": DetectorConfig.from_dict(DETECTOR_SIZES[cfg.size].to_dict()).to_dict(),
         "calibration": calibration.to_dict(),
-        "scoring": {"max_frames": 8, "tile": 128, "max_tiles": 4},
+        "scoring": probe.scoring,
         "data": {
             "command": data_card.get("command", f"python -m trustframe.detector.data --out {cfg.data}"),
             "real": "scikit-image and scikit-learn sample photos (through a simulated camera), "

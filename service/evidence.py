@@ -74,7 +74,7 @@ def file_watermark(path: str | os.PathLike, s: Settings):
 
 def heatmap_png(path: str | os.PathLike, s: Settings) -> bytes:
     """The detector's heat map of the file at `path`: its highest-scoring frame with the evidence
-    per 8x8 patch painted over it, as PNG bytes (what `POST /v1/detector/heatmap` runs in a
+    per 16x16 patch painted over it, as PNG bytes (what `POST /v1/detector/heatmap` runs in a
     worker). Raises TrustFrameError for media it cannot read or score."""
     import io
 

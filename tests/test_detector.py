@@ -29,7 +29,8 @@ def test_every_size_runs_forward_and_backward_and_every_parameter_learns(size):
     for m in net.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             torch.nn.init.uniform_(m.weight, 0.5, 1.5)
-    x, prev = torch.rand(2, 3, 40, 48) * 2 - 1, torch.rand(2, 3, 40, 48) * 2 - 1
+    st = net.cfg.stride
+    x, prev = torch.rand(2, 3, 5 * st, 6 * st) * 2 - 1, torch.rand(2, 3, 5 * st, 6 * st) * 2 - 1
     out = net(x, prev)
     assert out.shape == (2, 1, 5, 6) and torch.isfinite(out).all()
     out.mean().backward()
@@ -51,7 +52,7 @@ def test_calibration_is_monotone_and_thresholds_sit_on_the_real_quantiles():
 
 def test_tiles_cover_the_frame_on_the_patch_grid():
     for h, w in ((64, 64), (100, 130), (720, 1280)):
-        o = tile_origins(h, w, 64)
+        o = tile_origins(h, w, 64, 8)
         covered = np.zeros((h, w), bool)
         for y, x in o:
             covered[y:y + 64, x:x + 64] = True
@@ -256,3 +257,22 @@ def test_a_format_size_sharpness_baseline_stays_weak_on_the_training_pairs():
     model = make_pipeline(StandardScaler(), LogisticRegression())
     auc = cross_val_score(model, x, y, cv=5, scoring="roc_auc").mean()
     assert auc < 0.75, auc
+
+
+@pytest.mark.parametrize("size", sorted(DETECTOR_SIZES))
+def test_the_stem_reads_every_pixel_whatever_its_stride(size):
+    # a strided stem must not skip pixels: the decoder's trace may sit on any phase of the grid
+    torch.manual_seed(0)
+    net = create_detector(size).eval()
+    torch.nn.init.normal_(net.head.weight, std=0.1)
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            torch.nn.init.uniform_(m.weight, 0.5, 1.5)
+    st = net.cfg.stride
+    x = torch.rand(1, 3, 2 * st, 2 * st) * 2 - 1
+    base = net(x, x)
+    for dy in range(2):
+        for dx in range(2):
+            y = x.clone()
+            y[0, :, st + dy, st + dx] += 0.5
+            assert (net(y, y) - base).abs().max() > 1e-6, (dy, dx)

@@ -122,8 +122,10 @@ def matrix(home, tmp_path):
     from trustframe.provenance.keys import watermark_key
     from trustframe.provenance.signing import sign_file
     from trustframe.watermark import embed
+    from trustframe.watermark.data import heldout_photos
 
-    src = media.write(scene(1, 256, 256, seed=3), tmp_path / "src.png")
+    # a camera photo no model here trained on: with neither manifest nor mark it has no evidence
+    src = media.write(heldout_photos()["coffee"][72:328, 172:428], tmp_path / "src.png")
     stranger = media.write(
         embed(media.read(src), payload="0123456789ab", key=watermark_key(home)).frames,
         tmp_path / "stranger.png",

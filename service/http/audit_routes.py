@@ -93,7 +93,7 @@ async def audit_upload(request: Request, settings: Settings = Depends(get_settin
     "/v1/detector/heatmap", dependencies=[Depends(rate_limit), Depends(require_api_key)],
     summary="The detector's heat map of one uploaded image or video (PNG)",
     responses={200: {"content": {"image/png": {}}, "description": "the highest-scoring frame, "
-                     "P(AI-generated) per 8x8 patch painted over it (transparent = 0, red = 1)"},
+                     "P(AI-generated) per 16x16 patch painted over it (transparent = 0, red = 1)"},
                413: problem_doc("Upload larger than `upload_max_bytes`"),
                415: problem_doc("Not an image or video"), 422: problem_doc("Unreadable media"),
                503: problem_doc("Every audit worker busy and the queue full, or over "
