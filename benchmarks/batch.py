@@ -116,7 +116,7 @@ def main() -> None:
     same = all(v == reference for v in seen.values())
     RESULTS.mkdir(exist_ok=True)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    meta = {"command": f"nice -n 19 python benchmarks/batch.py --files {args.files}",
+    meta = {"command": f"python benchmarks/batch.py --files {args.files}",
             "machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
             "date": time.strftime("%Y-%m-%d"), "folder": made,
             "same_verdicts_across_engines": same, "load_average_1min_at_end": load}
