@@ -82,12 +82,13 @@ class DetectorResult:
     top_frame: int | None = None  # source frame number that scored highest
     heatmap: np.ndarray | None = field(default=None, repr=False)  # top frame's evidence per patch, 0..1
     top_pixels: np.ndarray | None = field(default=None, repr=False)  # that frame, uint8 HW3 (with heatmap)
+    patch_px: int = 8  # input pixels per side of a heat-map patch (the network's stride)
 
     def heatmap_image(self) -> np.ndarray:
         """The top frame with its evidence painted over it (`heatmap_overlay`); needs score(heatmap=True)."""
         if self.heatmap is None or self.top_pixels is None:
             raise ValueError("no heat map: score the frames with heatmap=True")
-        return heatmap_overlay(self.top_pixels, self.heatmap)
+        return heatmap_overlay(self.top_pixels, self.heatmap, self.patch_px)
 
 
 def to_tensor(a: np.ndarray) -> torch.Tensor:
@@ -227,6 +228,7 @@ class Detector:
             top_frame=int(idx[best]),
             heatmap=heat,
             top_pixels=top,
+            patch_px=self.net.cfg.stride,
         )
 
 
@@ -261,14 +263,15 @@ def load(name: str = DEFAULT_PRESET) -> Detector:
         raise TrustFrameError(f"detector preset {name!r} is damaged: {e}") from e
 
 
-def heatmap_overlay(frame: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """The frame (uint8 HW3), dimmed to grey, with each patch of the logit map painted red as strongly as its
-    evidence (`Detector.evidence`: 0 = no more than real footage shows, 1 = far beyond); patches
-    without evidence or not scored stay as they are. Returns uint8 HW3."""
+def heatmap_overlay(frame: np.ndarray, heat: np.ndarray, patch_px: int) -> np.ndarray:
+    """The frame (uint8 HW3), dimmed to grey, with each patch_px x patch_px patch painted red as
+    strongly as its evidence (`heat`, (h // patch_px, w // patch_px), from `Detector.evidence`:
+    0 = no more than real footage shows, 1 = far beyond); patches without evidence or not scored
+    stay as they are. Returns uint8 HW3."""
     import cv2
 
     h, w = frame.shape[:2]
-    s = h // heat.shape[0]  # the logit map's stride
+    s = patch_px
     big = cv2.resize(np.nan_to_num(heat, nan=0.0), (w - w % s, h - h % s),
                      interpolation=cv2.INTER_NEAREST)
     big = np.pad(big, ((0, h - big.shape[0]), (0, w - big.shape[1])), constant_values=0.0)

@@ -15,7 +15,7 @@ from conftest import scene
 
 import trustframe
 from trustframe import media
-from trustframe.detector.api import Calibration, load, tile_origins
+from trustframe.detector.api import Calibration, heatmap_overlay, load, tile_origins
 from trustframe.detector.model import DETECTOR_SIZES, create_detector
 
 
@@ -276,3 +276,14 @@ def test_the_stem_reads_every_pixel_whatever_its_stride(size):
             y = x.clone()
             y[0, :, st + dy, st + dx] += 0.5
             assert (net(y, y) - base).abs().max() > 1e-6, (dy, dx)
+
+
+def test_the_heat_map_paints_each_patch_where_it_lies_whatever_the_frame_size():
+    # 120 rows at 16 px per patch: 7 patch rows, the last 8 rows unscored (a stride guessed from
+    # the shapes, 120 // 7 = 17, would shift every patch)
+    frame = np.full((120, 100, 3), 128, np.uint8)
+    heat = np.zeros((120 // 16, 100 // 16), np.float32)
+    heat[6, 5] = 1.0  # the last whole patch: rows 96-111, columns 80-95
+    red = heatmap_overlay(frame, heat, 16)[..., 0].astype(int) - heatmap_overlay(frame, heat * 0, 16)[..., 0]
+    ys, xs = np.nonzero(red)
+    assert (ys.min(), ys.max(), xs.min(), xs.max()) == (96, 111, 80, 95)
