@@ -78,6 +78,15 @@ def card(preset: str) -> dict:
     return load_checkpoint("detector", preset).card
 
 
+def training_flags(card: dict) -> dict:
+    """The flags the model last trained with: a run's card has them whole (`train_config`), an
+    exported one in its recipe's last stage."""
+    if "train_config" in card:
+        return card["train_config"]
+    stages = card.get("recipe", {}).get("stages", [])
+    return stages[-1].get("flags", {}) if stages else {}
+
+
 def scores(det: Detector, clips, fps: float = 25.0) -> tuple[np.ndarray, np.ndarray]:
     logits = np.array([det.logit(Frames(c, fps=fps)) for c in clips])
     return logits, det.calibration.prob(logits)
@@ -298,7 +307,7 @@ def main() -> None:
         "command": "python benchmarks/" + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "model": a.preset,
     }
-    res["calibration"] = calibration_rows(det, a.calibration_data, card(a.preset).get("train_config", {}))
+    res["calibration"] = calibration_rows(det, a.calibration_data, training_flags(card(a.preset)))
     res["decoders"] = decoder_rows(det, test, a.per_decoder)
     res["leave_one_decoder_out"] = lodo_rows(a.lodo, test, a.per_decoder)
     res["dit"] = dit_rows(det, a.dit_clips) if a.dit_clips else {}
