@@ -69,15 +69,6 @@ ATTACKS = {
 }
 
 
-def card(preset: str) -> dict:
-    """The preset's card (a shipped name, or a .safetensors path with its .json beside it)."""
-    if preset.endswith(".safetensors"):
-        return json.loads(Path(preset).with_suffix(".json").read_text())
-    from trustframe.weights import load_checkpoint
-
-    return load_checkpoint("detector", preset).card
-
-
 def training_flags(card: dict) -> dict:
     """The flags the model last trained with: a run's card has them whole (`train_config`), an
     exported one in its recipe's last stage."""
@@ -307,7 +298,7 @@ def main() -> None:
         "command": "python benchmarks/" + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "model": a.preset,
     }
-    res["calibration"] = calibration_rows(det, a.calibration_data, training_flags(card(a.preset)))
+    res["calibration"] = calibration_rows(det, a.calibration_data, training_flags(det.card))
     res["decoders"] = decoder_rows(det, test, a.per_decoder)
     res["leave_one_decoder_out"] = lodo_rows(a.lodo, test, a.per_decoder)
     res["dit"] = dit_rows(det, a.dit_clips) if a.dit_clips else {}

@@ -7,7 +7,6 @@ and the 1 %-FPR threshold are fixed on the held-out files, and the held-out metr
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -102,13 +101,9 @@ def adapt(
     labels = np.r_[np.zeros(len(real)), np.ones(len(fake))]
     metrics = summary(labels, np.r_[real, fake], calibration.prob(np.r_[real, fake]))
 
-    from trustframe.weights import load_checkpoint, save_checkpoint
+    from trustframe.weights import save_checkpoint
 
-    card = (
-        dict(load_checkpoint("detector", preset).card)
-        if not preset.endswith(".safetensors")
-        else json.loads(Path(preset).with_suffix(".json").read_text())
-    )
+    card = dict(base.card)
     card.update(
         {
             "name": output.stem,

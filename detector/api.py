@@ -120,8 +120,10 @@ class Detector:
         tile: int = 128,
         max_tiles: int = 4,
         tile_share: float = 0.15,
+        card: dict | None = None,
     ):
         self.net, self.calibration, self.name = net.eval(), calibration, name
+        self.card = card or {}  # the model card it was loaded with (empty for one built in memory)
         self.max_frames, self.tile, self.max_tiles, self.tile_share = max_frames, tile, max_tiles, tile_share
 
     @property
@@ -142,14 +144,15 @@ class Detector:
         return tile, origins
 
     @torch.no_grad()
-    def _maps(self, frames: list[np.ndarray], prevs: list[np.ndarray], all_tiles: bool) -> list[np.ndarray]:
-        """Frames (uint8 HW3, one size) and their predecessors -> each frame's tile patch maps
-        (k, tile/stride, tile/stride), from one forward pass over every tile."""
+    def _maps(self, frames: list[np.ndarray], prevs: list[np.ndarray],
+              all_tiles: bool) -> tuple[list[tuple[int, int]], list[np.ndarray]]:
+        """Frames (uint8 HW3, one size) and their predecessors -> (the tiles' origins, each frame's
+        tile patch maps (k, tile/stride, tile/stride)), from one forward pass over every tile."""
         tile, origins = self._tiles(*frames[0].shape[:2], all_tiles)
         cur = np.stack([f[y : y + tile, x : x + tile] for f in frames for y, x in origins])
         pre = np.stack([p[y : y + tile, x : x + tile] for p in prevs for y, x in origins])
         maps = self.net(to_tensor(cur), to_tensor(pre))[:, 0].numpy()
-        return list(maps.reshape(len(frames), len(origins), *maps.shape[1:]))
+        return origins, list(maps.reshape(len(frames), len(origins), *maps.shape[1:]))
 
     def logits(
         self, frame: np.ndarray, prev: np.ndarray, *, all_tiles: bool = False
@@ -158,8 +161,7 @@ class Detector:
         where no tile was scored (H/stride, W/stride))."""
         h, w = frame.shape[:2]
         s = self.net.cfg.stride
-        _, origins = self._tiles(h, w, all_tiles)
-        maps = self._maps([frame], [prev], all_tiles)[0]
+        origins, (maps,) = self._maps([frame], [prev], all_tiles)
         heat = np.full((h // s, w // s), np.nan, np.float32)
         for (y, x), m in zip(origins, maps, strict=True):
             heat[y // s : y // s + m.shape[0], x // s : x // s + m.shape[1]] = m
@@ -192,7 +194,7 @@ class Detector:
         n = len(frames)
         picks = np.unique(np.linspace(0, n - 1, min(n, self.max_frames)).round().astype(int))
         prevs = [frames.data[self._prev(frames, i)] for i in picks]
-        maps = self._maps([frames.data[i] for i in picks], prevs, all_tiles=False)
+        _, maps = self._maps([frames.data[i] for i in picks], prevs, all_tiles=False)
         return picks, np.array([float(m.mean()) for m in maps])
 
     def logit(self, frames: Frames) -> float:
@@ -235,7 +237,7 @@ class Detector:
 def detector_from_checkpoint(state_dict: dict, card: dict, name: str) -> Detector:
     net = DetectorNet(DetectorConfig.from_dict(card["config"]))
     net.load_state_dict(state_dict)
-    return Detector(net, Calibration(**card["calibration"]), name, **card.get("scoring", {}))
+    return Detector(net, Calibration(**card["calibration"]), name, **card.get("scoring", {}), card=card)
 
 
 @functools.lru_cache(maxsize=2)
