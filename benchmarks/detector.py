@@ -319,6 +319,7 @@ def markdown(res: dict) -> str:
         "tpr_at_1pct_fpr",
         "tpr_at_0.1pct_fpr",
         "ece",
+        "ece_floor",
         "fpr_at_threshold",
         "tpr_at_threshold",
     )

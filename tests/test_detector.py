@@ -50,6 +50,19 @@ def test_calibration_is_monotone_and_thresholds_sit_on_the_real_quantiles():
     assert c.label(-5.0) == "likely-real"
 
 
+def test_ece_floor_is_what_a_perfectly_calibrated_score_shows_at_that_size():
+    from trustframe.detector.metrics import ece, ece_floor
+
+    rng = np.random.default_rng(1)
+    small, large = rng.random(100), rng.random(5000)
+    assert 0.03 < ece_floor(small) < 0.12 and ece_floor(large) < 0.02
+    assert ece_floor(np.r_[np.zeros(50), np.ones(50)]) == 0.0  # certain scores: no sampling noise
+    # labels that really follow the probabilities land near the floor, a biased score far above it
+    measured = np.mean([ece((rng.random(100) < small).astype(float), small) for _ in range(100)])
+    assert abs(measured - ece_floor(small)) < 0.02
+    assert ece((rng.random(100) < small).astype(float), np.clip(small + 0.3, 0, 1)) > 2 * ece_floor(small)
+
+
 def test_tiles_cover_the_frame_on_the_patch_grid():
     for h, w in ((64, 64), (100, 130), (720, 1280)):
         o = tile_origins(h, w, 64, 8)
