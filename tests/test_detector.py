@@ -16,7 +16,14 @@ from conftest import scene
 import trustframe
 from trustframe import media
 from trustframe.detector.api import Calibration, heatmap_overlay, load, tile_origins
+from trustframe.detector.data import WALLPAPERS, wallpaper_path
 from trustframe.detector.model import DETECTOR_SIZES, create_detector
+
+# The detector's real footage includes Debian's wallpapers; .ci/run installs them.
+needs_wallpapers = pytest.mark.skipif(
+    not all(wallpaper_path(f, n).is_file() for f, names in WALLPAPERS.items() for n in names),
+    reason="needs Debian's wallpapers (apt-get install mate-backgrounds plasma-workspace-wallpapers)",
+)
 
 
 @pytest.mark.parametrize("size", sorted(DETECTOR_SIZES))
@@ -61,6 +68,15 @@ def test_ece_floor_is_what_a_perfectly_calibrated_score_shows_at_that_size():
     measured = np.mean([ece((rng.random(100) < small).astype(float), small) for _ in range(100)])
     assert abs(measured - ece_floor(small)) < 0.02
     assert ece((rng.random(100) < small).astype(float), np.clip(small + 0.3, 0, 1)) > 2 * ece_floor(small)
+
+
+def test_a_missing_wallpaper_names_the_debian_packages(tmp_path, monkeypatch):
+    from trustframe.detector import data
+    from trustframe.errors import ConfigError
+
+    monkeypatch.setattr(data, "wallpaper_path", lambda folder, name: tmp_path / f"{name}.jpg")
+    with pytest.raises(ConfigError, match="apt-get install mate-backgrounds plasma-workspace-wallpapers"):
+        data.real_sources("test")
 
 
 def test_tiles_cover_the_frame_on_the_patch_grid():
@@ -183,6 +199,7 @@ def test_a_missing_or_damaged_preset_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
+@needs_wallpapers
 def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
     """The data command and the trainer at toy size, then a resumed second run (torchrun, 2 ranks)."""
     monkeypatch.chdir(tmp_path)
@@ -192,7 +209,9 @@ def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
             "--ae-minutes", "0.02", "--threads", "1"]
     subprocess.run([py, "-m", "trustframe.detector.data", *data], check=True, env=env, capture_output=True,
                    timeout=300)
-    # a second data set through the same autoencoders (the recipe's "data-wide"): none retrained
+    d = np.load(tmp_path / "data" / "train.npz")
+    assert d["scale"].shape == (8,) and ((d["scale"] >= 0.25) & (d["scale"] <= 1)).all()
+    # a second data set through the same autoencoders: none retrained
     wide = ["--out", "wide", "--autoencoders", "data", "--min-scale", "0.5", "--pairs", "4",
             "--calibration-pairs", "4", "--test-pairs", "4", "--threads", "1"]
     subprocess.run([py, "-m", "trustframe.detector.data", *wide], check=True, env=env, capture_output=True,
@@ -247,6 +266,7 @@ def shortcut_features(clips: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.slow
+@needs_wallpapers
 def test_a_format_size_sharpness_baseline_stays_weak_on_the_training_pairs():
     """A logistic regression on compressed size, resolution and fine-detail energy alone, on
     pairs made as the data command makes them (detail-matched, one shared treatment).

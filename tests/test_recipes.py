@@ -174,23 +174,22 @@ REBUILDS = {  # recipe -> (scale, flags for every training stage, {trainer: flag
 
 
 def tiny_detector_data(runs) -> None:
-    """The detector recipe's data stages, done: random pairs in its format (making real ones takes about a
+    """The detector recipe's data stage, done: random pairs in its format (making real ones takes about a
     minute even at toy size; tests/test_detector.py runs that command)."""
     import numpy as np
 
     from trustframe.detector.data import FRAMES, STORE_PX
 
     rng = np.random.default_rng(0)
-    for folder in ("data", "data-wide"):
-        (runs / folder).mkdir(parents=True)
-        for split, n in (("train", 8), ("calibration", 8)):
-            clips = {k: rng.integers(0, 256, (n, FRAMES, STORE_PX, STORE_PX, 3), dtype=np.uint8)
-                     for k in ("real", "fake")}
-            np.savez(runs / folder / f"{split}.npz", **clips, decoder=np.arange(n) % 4,
-                     codec=np.array(["png"] * n))
+    (runs / "data").mkdir(parents=True)
+    for split, n in (("train", 8), ("calibration", 8)):
+        clips = {k: rng.integers(0, 256, (n, FRAMES, STORE_PX, STORE_PX, 3), dtype=np.uint8)
+                 for k in ("real", "fake")}
+        np.savez(runs / "data" / f"{split}.npz", **clips, decoder=np.arange(n) % 4,
+                 codec=np.array(["none"] * n), scale=np.ones(n, np.float32))
     settings = {"recipe": "tfdet-s", "scale": REBUILDS["tfdet-s"][0], "extra": REBUILDS["tfdet-s"][1],
                 "overrides": {}}
-    (runs / "recipe-state.json").write_text(json.dumps({**settings, "stages": {"data": {}, "data-wide": {}}}))
+    (runs / "recipe-state.json").write_text(json.dumps({**settings, "stages": {"data": {}}}))
 
 
 def same_shapes(built: dict, shipped: dict, vocab_dependent: tuple[str, ...] = ()) -> None:
