@@ -211,11 +211,18 @@ def serve(
     Logs are JSON lines on stderr, one per request. On SIGINT/SIGTERM the server stops accepting,
     lets requests and audits in flight finish, then stops its audit processes.
     """
+    import signal
+
     import uvicorn
 
     from trustframe.service.http import create_app, log_config
 
     s = load_settings()  # a configuration error stops here, before any process starts
+    # After its graceful shutdown uvicorn raises the signal it caught again, under the handler it
+    # found. Python's default for SIGTERM kills the process on the spot and its exit handlers never
+    # run (multiprocessing's would remove the forkserver's folder from the temp dir); exit instead,
+    # with the status a death by SIGTERM reports (143).
+    signal.signal(signal.SIGTERM, lambda signum, _frame: sys.exit(128 + signum))
     options = {"host": host, "port": port, "log_config": log_config(), "access_log": False}
     if workers == 1:
         uvicorn.run(create_app(s), **options)

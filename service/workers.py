@@ -31,7 +31,6 @@ import multiprocessing as mp
 import multiprocessing.util
 import pickle
 import signal
-import tempfile
 import threading
 import time
 import weakref
@@ -48,6 +47,7 @@ from trustframe.settings import Settings
 # Imported once in the forkserver; every worker starts with them loaded (and shares their pages).
 FORKSERVER_PRELOAD = ["trustframe.service.workers", "torch"]
 READY = "ready"
+WARM_UP_IMAGE = Path(__file__).with_name("warm-up.png")  # 64x64 mid grey
 START_TIMEOUT_S = 120.0  # a new worker has this long to start (and warm up) before it counts as dead
 STOP_GRACE_S = 2.0  # a stopped worker has this long to leave by itself before it is killed
 
@@ -58,27 +58,22 @@ Target = Callable[..., Verdict]
 Call = Callable[[str, Settings], object]
 
 
-# multiprocessing makes a private temporary folder (for the forkserver's socket) on first use, under
-# whatever `tempfile.tempdir` is then; make it now, so it never lands inside an upload spool folder.
-mp.util.get_temp_dir()
-
-
 def _context():
+    # multiprocessing makes a private temporary folder (for the forkserver's socket) on first use,
+    # under whatever `tempfile.tempdir` is then: make it now, in the process that owns the pool and
+    # removes it at exit. (Not at import: the forkserver imports this module too, and its own folder
+    # would outlive it when the server stops.)
+    mp.util.get_temp_dir()
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(FORKSERVER_PRELOAD)
     return ctx
 
 
 def _warm_up(settings: Settings, detector: bool) -> None:
-    """Audit a small generated image once, so that libraries and models are loaded before the
-    first real file arrives (and before its time limit starts)."""
-    import numpy as np
-
-    from trustframe import media
-
-    with tempfile.TemporaryDirectory(prefix="trustframe-warm-up-") as d:
-        png = media.write(np.full((1, 64, 64, 3), 128, np.uint8), Path(d) / "warm-up.png")
-        audit_file(png, settings, detector=detector)
+    """Audit a small image that ships with the package once, so that libraries and models are loaded
+    before the first real file arrives (and before its time limit starts). Nothing is written: a
+    worker stopped while it warms up leaves nothing behind."""
+    audit_file(WARM_UP_IMAGE, settings, detector=detector)
 
 
 def _worker_loop(conn, settings: Settings, detector: bool, target: Target | None = None,

@@ -190,6 +190,40 @@ def test_shutdown_lets_the_audit_in_flight_finish_then_stops_the_workers(home, s
     assert list(spool.iterdir()) == []
 
 
+@pytest.mark.slow
+def test_sigterm_to_trustframe_serve_exits_143_and_leaves_nothing_in_the_temp_dir(home, tmp_path):
+    import signal
+    import subprocess
+    import sys
+
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    exe = str(Path(sys.executable).parent / "trustframe")
+    env = {**os.environ, "TMPDIR": str(tmp), "TRUSTFRAME_HOME": str(home.home)}
+    server = subprocess.Popen([exe, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), "the server to answer", 60)
+        assert any(p.name.startswith("pymp-") for p in tmp.iterdir())  # the forkserver's folder
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(60) == 143, server.stderr.read().decode()[-2000:]
+    finally:
+        server.kill()
+        server.wait()
+    # torch's compile cache is torch's to keep (see the `spool` fixture); nothing else may stay
+    assert sorted(p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_")) == []
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
 # ---------------------------------------------------------------------------------------------
 # Metrics, request ids, logs
 
