@@ -8,7 +8,7 @@ show on as many files), each over pairs made from sources training never saw (th
 `--data`, the data the model was trained and calibrated on; see trustframe.detector.data):
 - calibration: the whole test split, published as in training, overall and per codec bucket;
 - each decoder, on the test pairs the treatment downscaled by 0.75-1x at most, clean and after
-  H.264 CRF 23 / 28 / 35, resize 0.5, a crop and a GIF palette;
+  H.264 CRF 23 / 28 / 35, resize 0.5, a crop and a GIF palette (error-diffused or ordered dither);
 - leave-one-decoder-out: the models `python -m trustframe.detector.train --exclude-decoder X
   --name lodo-X` left in `--lodo`, on decoder X after CRF 28 + resize 0.5 (skipped when absent);
 - DiT samples against world renders of the same specs (64x64, native);
@@ -65,7 +65,8 @@ ATTACKS = {
     "resize 0.5": lambda c: resize(c, 0.5),
     "crop 0.75": crop,
     "CRF 28 + resize 0.5": lambda c: resize(h264(c, 28), 0.5),
-    "GIF palette (256, dithered)": lambda c: gif_palette(c, 256, dither=True),
+    "GIF palette (256, Floyd-Steinberg)": lambda c: gif_palette(c, 256, "floyd-steinberg"),
+    "GIF palette (256, ordered dither)": lambda c: gif_palette(c, 256, "ordered"),
 }
 
 
@@ -221,6 +222,8 @@ def fpr_rows(det: Detector, n: int) -> dict:
         np.clip(c * 0.25 + rng.normal(0, 4, c.shape), 0, 255).astype(np.uint8) for c in pans
     ]
     kinds["heavy compression (CRF 40, then JPEG 30)"] = [jpeg(h264(c, 40), 30) for c in pans]
+    kinds["GIF, 256 colours, Floyd-Steinberg"] = [gif_palette(c, 256, "floyd-steinberg") for c in pans]
+    kinds["GIF, 256 colours, ordered dither"] = [gif_palette(c, 256, "ordered") for c in pans]
     real_dev = SHARED / "real-video-dev"
     if real_dev.is_dir():
         kinds["camera video (real-video-dev)"] = [

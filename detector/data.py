@@ -19,8 +19,8 @@ Sharpness is taken off the table first: each pair is brought to the same fine-de
 learnt. Both clips of a pair then get the same treatment (one draw of the parameters for both):
 a downscale by 0.25-1x (half of the pairs; the source is made large enough that the stored clip
 is still 96 px, so a 0.5x pair was decoded at 192 px), crop, and H.264 at CRF 18-40 or JPEG at
-quality 60-95 or nothing. Publishing after that
-(a GIF palette, grain: `gif_palette`, `grain`) is drawn per training crop in `train.py`.
+quality 60-95 or nothing. Publishing after that (a GIF palette, error-diffused or ordered dither,
+grain: `gif_palette`, `grain`) is drawn per training crop in `train.py`.
 
 Splits by source, so no source image is in two of them:
 - train: the watermark's training photos, `china.jpg`, the first frames of both clips, and the
@@ -306,15 +306,43 @@ class Treatment:
         return clip
 
 
-def gif_palette(frames: np.ndarray, colours: int, dither: bool) -> np.ndarray:
-    """Each frame through an adaptive GIF palette of `colours` colours (Floyd-Steinberg dither or
-    none), as clips published as GIF are: the dither is fine noise a generator never drew."""
+DITHERS = ("none", "floyd-steinberg", "ordered")
+
+
+def bayer_matrix(n: int = 8) -> np.ndarray:
+    """The n x n Bayer threshold matrix (n a power of 2), values in (-0.5, 0.5)."""
+    m = np.zeros((1, 1))
+    while m.shape[0] < n:
+        m = np.block([[4 * m, 4 * m + 2], [4 * m + 3, 4 * m + 1]])
+    return (m + 0.5) / m.size - 0.5
+
+
+def gif_palette(frames: np.ndarray, colours: int, dither: str, spread: float = 1.0) -> np.ndarray:
+    """Each frame through an adaptive GIF palette of `colours` colours, as clips published as GIF are.
+
+    `dither` is one of DITHERS: "floyd-steinberg" (error diffusion, fine noise) or "ordered" (a
+    Bayer 8x8 pattern, as ffmpeg's `paletteuse=dither=bayer`): a periodic crosshatch that a
+    detector of decoder traces takes for one unless it has seen it on real footage. `spread`
+    scales the ordered pattern (1 = one palette step; ffmpeg's `bayer_scale` varies it the same way).
+    """
     from PIL import Image
 
-    mode = Image.Dither.FLOYDSTEINBERG if dither else Image.Dither.NONE
-    return np.stack(
-        [np.asarray(Image.fromarray(f).quantize(colours, dither=mode).convert("RGB")) for f in frames]
-    )
+    if dither not in DITHERS:
+        raise ValueError(f"dither must be one of {', '.join(DITHERS)}, got {dither!r}")
+    out = []
+    for f in frames:
+        # (Pillow dithers only when mapping to a given palette, never while it makes one)
+        q = palette = Image.fromarray(f).quantize(colours)
+        if dither == "floyd-steinberg":
+            q = Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
+        elif dither == "ordered":
+            h, w = f.shape[:2]
+            pattern = np.tile(bayer_matrix(), (-(-h // 8), -(-w // 8)))[:h, :w, None]
+            step = 255 / colours ** (1 / 3)  # the palette's spacing along each colour axis
+            shifted = np.clip(f + spread * step * pattern, 0, 255).astype(np.uint8)
+            q = Image.fromarray(shifted).quantize(palette=palette, dither=Image.Dither.NONE)
+        out.append(np.asarray(q.convert("RGB")))
+    return np.stack(out)
 
 
 def grain(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
@@ -325,22 +353,25 @@ def grain(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndar
 @dataclass(frozen=True)
 class Publishing:
     """One draw of what publishing does after the decoder, applied alike to both clips of a pair:
-    a GIF palette of `colours` colours (0 = none, dithered or not) and grain of `sigma` grey levels."""
+    a GIF palette of `colours` colours (0 = none) with one of DITHERS (`spread` scales an ordered
+    pattern), and grain of `sigma` grey levels."""
 
     colours: int
-    dither: bool
+    dither: str
+    spread: float
     sigma: float
 
     @classmethod
     def draw(cls, rng: np.random.Generator, gif_p: float, grain_p: float) -> Publishing:
         colours = int(rng.integers(32, 257)) if rng.random() < gif_p else 0
-        dither = bool(rng.random() < 0.8)
+        dither = DITHERS[int(rng.choice(len(DITHERS), p=(0.2, 0.4, 0.4)))]
+        spread = float(2 ** rng.uniform(-1, 1))
         sigma = float(rng.uniform(1.0, 4.0)) if rng.random() < grain_p else 0.0
-        return cls(colours, dither, sigma)
+        return cls(colours, dither, spread, sigma)
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.colours:
-            frames = gif_palette(frames, self.colours, self.dither)
+            frames = gif_palette(frames, self.colours, self.dither, self.spread)
         if self.sigma:
             frames = grain(frames, self.sigma, rng)
         return frames

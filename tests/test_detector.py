@@ -265,6 +265,27 @@ def shortcut_features(clips: np.ndarray) -> np.ndarray:
                      for c in clips])
 
 
+def test_gif_publishing_dithers_by_error_diffusion_or_an_ordered_bayer_pattern():
+    from trustframe.detector.data import bayer_matrix, gif_palette
+
+    m = bayer_matrix()
+    assert sorted(((m + 0.5) * 64 - 0.5).round().astype(int).ravel()) == list(range(64))
+    clip = scene(2, 64, 96)
+    outs = {d: gif_palette(clip, 16, d) for d in ("none", "floyd-steinberg", "ordered")}
+    for out in outs.values():
+        assert out.shape == clip.shape and out.dtype == np.uint8
+        assert len(np.unique(out[0].reshape(-1, 3), axis=0)) <= 16
+    assert not np.array_equal(outs["none"], outs["floyd-steinberg"])  # it does dither
+    # on a ramp that changes only across, the ordered pattern is all that changes down: period 8
+    x = np.linspace(0, 255, 96)
+    ramp = np.broadcast_to(np.stack([x, 255 - x, np.full(96, 128.0)], -1), (1, 64, 96, 3)).astype(np.uint8)
+    o = gif_palette(ramp, 16, "ordered")[0]
+    assert np.array_equal(o[8:], o[:-8]) and not np.array_equal(o[4:], o[:-4])
+    assert np.array_equal(*gif_palette(ramp, 16, "none")[0, [0, 5]])  # no pattern without a dither
+    with pytest.raises(ValueError, match="dither must be one of"):
+        gif_palette(clip, 16, "bayer")
+
+
 @pytest.mark.slow
 @needs_wallpapers
 def test_a_format_size_sharpness_baseline_stays_weak_on_the_training_pairs():
