@@ -317,13 +317,16 @@ def bayer_matrix(n: int = 8) -> np.ndarray:
     return (m + 0.5) / m.size - 0.5
 
 
-def gif_palette(frames: np.ndarray, colours: int, dither: str, spread: float = 1.0) -> np.ndarray:
+def gif_palette(
+    frames: np.ndarray, colours: int, dither: str, spread: float = 1.0, phase: tuple[int, int] = (0, 0)
+) -> np.ndarray:
     """Each frame through an adaptive GIF palette of `colours` colours, as clips published as GIF are.
 
     `dither` is one of DITHERS: "floyd-steinberg" (error diffusion, fine noise) or "ordered" (a
     Bayer 8x8 pattern, as ffmpeg's `paletteuse=dither=bayer`): a periodic crosshatch that a
     detector of decoder traces takes for one unless it has seen it on real footage. `spread`
-    scales the ordered pattern (1 = one palette step; ffmpeg's `bayer_scale` varies it the same way).
+    scales the ordered pattern (1 = one palette step; ffmpeg's `bayer_scale` varies it the same way)
+    and `phase` shifts it (a crop of a GIF starts anywhere in its pattern).
     """
     from PIL import Image
 
@@ -337,7 +340,9 @@ def gif_palette(frames: np.ndarray, colours: int, dither: str, spread: float = 1
             q = Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
         elif dither == "ordered":
             h, w = f.shape[:2]
-            pattern = np.tile(bayer_matrix(), (-(-h // 8), -(-w // 8)))[:h, :w, None]
+            dy, dx = phase
+            tiled = np.tile(bayer_matrix(), (-(-h // 8) + 1, -(-w // 8) + 1))
+            pattern = tiled[dy : dy + h, dx : dx + w, None]
             step = 255 / colours ** (1 / 3)  # the palette's spacing along each colour axis
             shifted = np.clip(f + spread * step * pattern, 0, 255).astype(np.uint8)
             q = Image.fromarray(shifted).quantize(palette=palette, dither=Image.Dither.NONE)
@@ -354,11 +359,12 @@ def grain(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndar
 class Publishing:
     """One draw of what publishing does after the decoder, applied alike to both clips of a pair:
     a GIF palette of `colours` colours (0 = none) with one of DITHERS (`spread` scales an ordered
-    pattern), and grain of `sigma` grey levels."""
+    pattern, `phase` shifts it), and grain of `sigma` grey levels."""
 
     colours: int
     dither: str
     spread: float
+    phase: tuple[int, int]
     sigma: float
 
     @classmethod
@@ -366,12 +372,13 @@ class Publishing:
         colours = int(rng.integers(32, 257)) if rng.random() < gif_p else 0
         dither = DITHERS[int(rng.choice(len(DITHERS), p=(0.2, 0.4, 0.4)))]
         spread = float(2 ** rng.uniform(-1, 1))
+        phase = (int(rng.integers(8)), int(rng.integers(8)))
         sigma = float(rng.uniform(1.0, 4.0)) if rng.random() < grain_p else 0.0
-        return cls(colours, dither, spread, sigma)
+        return cls(colours, dither, spread, phase, sigma)
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.colours:
-            frames = gif_palette(frames, self.colours, self.dither, self.spread)
+            frames = gif_palette(frames, self.colours, self.dither, self.spread, self.phase)
         if self.sigma:
             frames = grain(frames, self.sigma, rng)
         return frames

@@ -281,6 +281,8 @@ def test_gif_publishing_dithers_by_error_diffusion_or_an_ordered_bayer_pattern()
     ramp = np.broadcast_to(np.stack([x, 255 - x, np.full(96, 128.0)], -1), (1, 64, 96, 3)).astype(np.uint8)
     o = gif_palette(ramp, 16, "ordered")[0]
     assert np.array_equal(o[8:], o[:-8]) and not np.array_equal(o[4:], o[:-4])
+    shifted = gif_palette(ramp, 16, "ordered", phase=(3, 0))[0]
+    assert np.array_equal(shifted[:-3], o[3:])  # the same pattern, 3 rows on
     assert np.array_equal(*gif_palette(ramp, 16, "none")[0, [0, 5]])  # no pattern without a dither
     with pytest.raises(ValueError, match="dither must be one of"):
         gif_palette(clip, 16, "bayer")
