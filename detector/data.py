@@ -335,9 +335,10 @@ def gif_palette(
     out = []
     for f in frames:
         # (Pillow dithers only when mapping to a given palette, never while it makes one)
-        q = palette = Image.fromarray(f).quantize(colours)
+        img = Image.fromarray(f)
+        q = palette = img.quantize(colours)
         if dither == "floyd-steinberg":
-            q = Image.fromarray(f).quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
+            q = img.quantize(palette=palette, dither=Image.Dither.FLOYDSTEINBERG)
         elif dither == "ordered":
             h, w = f.shape[:2]
             dy, dx = phase

@@ -44,15 +44,19 @@ def held_audit(path, settings, *, display_name=None, detector=True):
     return audit_file(path, settings, display_name=display_name, detector=detector)
 
 
+def free_port() -> int:
+    """A loopback TCP port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 @contextlib.contextmanager
 def serving(app):
     """`app` under a real uvicorn server on a free loopback port: (base URL, server)."""
     import uvicorn
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -198,10 +202,7 @@ def test_sigterm_to_trustframe_serve_exits_143_and_leaves_nothing_in_the_temp_di
 
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     exe = str(Path(sys.executable).parent / "trustframe")
     env = {**os.environ, "TMPDIR": str(tmp), "TRUSTFRAME_HOME": str(home.home)}
     server = subprocess.Popen([exe, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE)
