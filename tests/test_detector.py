@@ -211,6 +211,12 @@ def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
                    timeout=300)
     d = np.load(tmp_path / "data" / "train.npz")
     assert d["scale"].shape == (8,) and ((d["scale"] >= 0.25) & (d["scale"] <= 1)).all()
+    world = np.load(tmp_path / "data" / "train-world.npz")  # a quarter as many pairs of world renders
+    assert world["real"].shape == (2, *d["real"].shape[1:])
+    assert not np.array_equal(world["real"], world["fake"])
+    from trustframe.detector.train import load_split
+
+    assert len(load_split(tmp_path / "data", "train")["real"]) == 10
     # a second data set through the same autoencoders: none retrained
     wide = ["--out", "wide", "--autoencoders", "data", "--min-scale", "0.5", "--pairs", "4",
             "--calibration-pairs", "4", "--test-pairs", "4", "--threads", "1"]
