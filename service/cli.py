@@ -234,7 +234,18 @@ def serve(
             # uvicorn's health check; on a busy machine that takes more than the default 5 s,
             # and the worker would be killed and restarted over and over.
             options["timeout_worker_healthcheck"] = 30
-        uvicorn.run("trustframe.service.http:create_app", factory=True, workers=workers, **options)
+        # A worker dies by SIGTERM's default action once uvicorn has shut it down gracefully (it raises
+        # the signal again), so its exit handlers never run and multiprocessing's folders would stay
+        # in the temp dir. The workers get a temp dir of their own, removed once they have stopped.
+        import os
+        import shutil
+
+        own = tempfile.mkdtemp(prefix="tf-")  # short: the forkservers' AF_UNIX sockets go in it
+        os.environ["TMPDIR"] = own  # the workers are spawned: they read it afresh
+        try:
+            uvicorn.run("trustframe.service.http:create_app", factory=True, workers=workers, **options)
+        finally:
+            shutil.rmtree(own, ignore_errors=True)
 
 
 def demo(

@@ -195,27 +195,40 @@ def test_shutdown_lets_the_audit_in_flight_finish_then_stops_the_workers(home, s
 
 
 @pytest.mark.slow
-def test_sigterm_to_trustframe_serve_exits_143_and_leaves_nothing_in_the_temp_dir(home, tmp_path):
+@pytest.mark.parametrize("workers, status", [(1, 143), (2, 0)])
+def test_sigterm_to_trustframe_serve_stops_it_and_leaves_nothing_in_the_temp_dir(
+    home, tmp_path, workers, status
+):
+    """One process exits 143 (as a death by SIGTERM reports); with --workers uvicorn's supervisor
+    stops its workers and returns."""
+    import shutil
     import signal
     import subprocess
     import sys
+    import tempfile
 
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    # a short path, as /tmp is: the forkservers' sockets go in it, and AF_UNIX paths end at 107 bytes
+    tmp = Path(tempfile.mkdtemp(prefix="tf-test-", dir="/tmp"))
     port = free_port()
     exe = str(Path(sys.executable).parent / "trustframe")
     env = {**os.environ, "TMPDIR": str(tmp), "TRUSTFRAME_HOME": str(home.home)}
-    server = subprocess.Popen([exe, "serve", "--port", str(port)], env=env, stderr=subprocess.PIPE)
-    try:
-        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), "the server to answer", 60)
-        assert any(p.name.startswith("pymp-") for p in tmp.iterdir())  # the forkserver's folder
-        server.send_signal(signal.SIGTERM)
-        assert server.wait(60) == 143, server.stderr.read().decode()[-2000:]
-    finally:
-        server.kill()
-        server.wait()
+    log = tmp_path / "serve.log"  # a file, not a pipe: a pipe nobody reads fills up with access logs
+    with log.open("w") as err:
+        server = subprocess.Popen([exe, "serve", "--port", str(port), "--workers", str(workers)], env=env,
+                                  stderr=err)
+        try:
+            wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), "the server to answer", 120)
+            # one forkserver folder per worker (the second may still be starting)
+            wait_for(lambda: len(list(tmp.rglob("pymp-*"))) == workers, "every worker's forkserver", 120)
+            server.send_signal(signal.SIGTERM)
+            assert server.wait(120) == status, log.read_text()[-2000:]
+        finally:
+            server.kill()
+            server.wait()
     # torch's compile cache is torch's to keep (see the `spool` fixture); nothing else may stay
-    assert sorted(p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_")) == []
+    left = sorted(p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_"))
+    shutil.rmtree(tmp)
+    assert left == []
 
 
 def _answers(url: str) -> bool:
