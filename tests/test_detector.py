@@ -117,6 +117,17 @@ def test_the_shipped_preset_tells_a_camera_clip_from_its_decoder_reconstruction(
 
 
 @pytest.mark.slow
+def test_the_shipped_preset_does_not_flag_procedural_renders_of_held_out_specs():
+    """Graphics no generative model made (the generator's world renders, specs training never drew)
+    are real footage to the detector: flat colour is not a decoder's trace."""
+    from trustframe.detector.data import WorldSampler
+
+    det, rng = load(), np.random.default_rng(5)
+    scores = [det.score(media.Frames(WorldSampler("test")(rng, 128, 16), fps=25.0)) for _ in range(8)]
+    assert not [r.score for r in scores if r.label == "likely-ai"]
+
+
+@pytest.mark.slow
 def test_the_verdict_carries_the_detector_and_no_detector_skips_it(home, tmp_path, run_cli):
     path = media.write(media.Frames(real_clip(), fps=25.0), tmp_path / "bikes.mp4")
     v = trustframe.audit(path, settings=home)
