@@ -272,6 +272,18 @@ def test_the_treatment_downscales_up_to_4x_from_a_source_made_large_enough():
     assert {Treatment.draw(rng, min_scale=0.75).size for _ in range(200)} == {SOURCE_PX}  # the first data
 
 
+@pytest.mark.parametrize("flag, value, message", [("--min-scale", "0.05", "--min-scale must be in 0.1-1"),
+                                                   ("--world-share", "1.5", "--world-share must be in 0-1")])
+def test_the_data_command_refuses_a_bad_share_or_scale_before_it_builds_anything(
+    tmp_path, flag, value, message
+):
+    from trustframe.detector.data import main
+
+    with pytest.raises(SystemExit, match=message):
+        main(["--out", str(tmp_path / "data"), flag, value])
+    assert not (tmp_path / "data").exists()
+
+
 def shortcut_features(clips: np.ndarray) -> np.ndarray:
     """What a shortcut learner would use: compressed size, resolution, fine-detail energy."""
     import zlib
