@@ -213,22 +213,23 @@ def test_sigterm_to_trustframe_serve_stops_it_and_leaves_nothing_in_the_temp_dir
     exe = str(Path(sys.executable).parent / "trustframe")
     env = {**os.environ, "TMPDIR": str(tmp), "TRUSTFRAME_HOME": str(home.home)}
     log = tmp_path / "serve.log"  # a file, not a pipe: a pipe nobody reads fills up with access logs
-    with log.open("w") as err:
-        server = subprocess.Popen([exe, "serve", "--port", str(port), "--workers", str(workers)], env=env,
-                                  stderr=err)
-        try:
-            wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), "the server to answer", 120)
-            # one forkserver folder per worker (the second may still be starting)
-            wait_for(lambda: len(list(tmp.rglob("pymp-*"))) == workers, "every worker's forkserver", 120)
-            server.send_signal(signal.SIGTERM)
-            assert server.wait(120) == status, log.read_text()[-2000:]
-        finally:
-            server.kill()
-            server.wait()
-    # torch's compile cache is torch's to keep (see the `spool` fixture); nothing else may stay
-    left = sorted(p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_"))
-    shutil.rmtree(tmp)
-    assert left == []
+    try:
+        with log.open("w") as err:
+            server = subprocess.Popen([exe, "serve", "--port", str(port), "--workers", str(workers)],
+                                      env=env, stderr=err)
+            try:
+                wait_for(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), "the server to answer", 120)
+                # one forkserver folder per worker (the second may still be starting)
+                wait_for(lambda: len(list(tmp.rglob("pymp-*"))) == workers, "every worker's forkserver", 120)
+                server.send_signal(signal.SIGTERM)
+                assert server.wait(120) == status, log.read_text()[-2000:]
+            finally:
+                server.kill()
+                server.wait()
+        # torch's compile cache is torch's to keep (see the `spool` fixture); nothing else may stay
+        assert sorted(p.name for p in tmp.iterdir() if not p.name.startswith("torchinductor_")) == []
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _answers(url: str) -> bool:
