@@ -254,11 +254,14 @@ def test_review_page_shows_each_verdict(world, page, monkeypatch):
 
         clip = card(page, "clip.mp4")
         assert clip.locator(".label").inner_text() == "AI-generated"
+        # Thumbnails are drawn after the verdict arrives (each waits for its frame to decode), and
+        # each was really drawn: no canvas is blank.
         thumbs = clip.locator(".thumbs canvas")
+        thumbs.nth(3).wait_for(timeout=60_000)
         assert thumbs.count() == 4
-        # The frames were really drawn: the canvas is not blank.
-        assert thumbs.first.evaluate("c => c.getContext('2d').getImageData(0, 0, c.width, c.height)"
-                                     ".data.some((v, i) => i % 4 < 3 && v > 0)")
+        for c in thumbs.all():
+            assert c.evaluate("c => c.getContext('2d').getImageData(0, 0, c.width, c.height)"
+                              ".data.some((v, i) => i % 4 < 3 && v > 0)")
 
         # Screen readers hear each result through the aria-live announcer.
         assert page.locator("#announcer").get_attribute("aria-live") == "polite"

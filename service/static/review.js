@@ -10,6 +10,7 @@
   const HEATMAP_URL = "v1/detector/heatmap";
   const KEY_STORE = "trustframe.apiKey";   // sessionStorage: this tab only
   const THUMB_FRAMES = 4;
+  const SEEK_TIMEOUT_MS = 15000;  // per thumbnail; a frame not ready by then is left out
   const SVG_NS = "http://www.w3.org/2000/svg";
 
   const LABELS = {
@@ -663,11 +664,21 @@
     videoThumbnails(item, url);
   }
 
+  // Resolves true once the frame at t can be drawn. "seeked" alone is not enough: a busy machine
+  // may fire it before the frame is decoded (readyState below HAVE_CURRENT_DATA), and drawing then
+  // gives a blank canvas.
   function seek(video, t) {
     return new Promise((resolve) => {
-      const done = () => { clearTimeout(timer); video.removeEventListener("seeked", done); resolve(); };
-      const timer = setTimeout(done, 4000);
-      video.addEventListener("seeked", done);
+      const ready = () => video.readyState >= HTMLMediaElement.HAVE_CURRENT_DATA;
+      const events = ["seeked", "loadeddata", "canplay"];
+      const check = () => { if (!video.seeking && ready()) finish(true); };
+      const finish = (ok) => {
+        clearTimeout(timer);
+        for (const e of events) video.removeEventListener(e, check);
+        resolve(ok);
+      };
+      const timer = setTimeout(() => finish(!video.seeking && ready()), SEEK_TIMEOUT_MS);
+      for (const e of events) video.addEventListener(e, check);
       video.currentTime = t;
     });
   }
@@ -687,12 +698,15 @@
       const cw = 240, ch = Math.max(1, Math.round((cw * hgt) / w));
       const note = h("p", { class: "caption", text: `${seconds(d)} video, ${w}×${hgt}` });
       item.thumbs.replaceChildren(note);
+      let drawn = 0;
       for (const t of times) {
-        await seek(video, t);
+        if (!(await seek(video, t))) continue;  // never a blank frame: skip one the browser did not decode
         const canvas = h("canvas", { width: cw, height: ch, role: "img", "aria-label": `Frame at ${seconds(t)}` });
         canvas.getContext("2d").drawImage(video, 0, 0, cw, ch);
         item.thumbs.insertBefore(h("figure", { class: "frame" }, canvas, h("figcaption", { text: seconds(t) })), note);
+        drawn += 1;
       }
+      if (!drawn) note.textContent += " (no frame could be decoded for a preview)";
       video.removeAttribute("src");
       video.load();
     }, { once: true });
