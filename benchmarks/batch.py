@@ -24,28 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from trustframe import media
 from trustframe.provenance.keys import init_keys
 from trustframe.service.batch import run
 from trustframe.settings import load_settings
+from trustframe.testing import scene
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def scene(frames: int, height: int, width: int, seed: int) -> np.ndarray:
-    """A smooth gradient with noise and a moving square, uint8 (T, H, W, 3)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([x * 255 / (width - 1), y * 255 / (height - 1), (x + y) * 127 / (width + height)], -1)
-    out = np.empty((frames, height, width, 3), np.uint8)
-    for t in range(frames):
-        img = base + rng.normal(0, 6, base.shape)
-        x0 = (8 + 9 * t) % (width - 48)
-        img[40:88, x0:x0 + 48] = (250, 40, 40)
-        out[t] = np.clip(img, 0, 255).astype(np.uint8)
-    return out
 
 
 def make_folder(d: Path, n: int) -> dict[str, int]:

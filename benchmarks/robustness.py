@@ -64,13 +64,12 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).parent))
 from mutants import mutate  # noqa: E402
 
 from trustframe import media  # noqa: E402
 from trustframe.settings import Settings, load_settings  # noqa: E402
+from trustframe.testing import scene  # noqa: E402
 
 ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -86,27 +85,6 @@ def trustframe_exe() -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Originals
-
-
-def scene(frames: int = 8, height: int = 64, width: int = 96, seed: int = 0) -> np.ndarray:
-    """A smooth textured scene with a moving square, uint8 (T, H, W, 3) (as tests/conftest.py)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    base = np.stack(
-        [
-            x * 255 // max(width - 1, 1),
-            y * 255 // max(height - 1, 1),
-            (x + y) * 127 // max(width + height - 2, 1),
-        ],
-        -1,
-    ).astype(np.float32)
-    out = np.empty((frames, height, width, 3), np.uint8)
-    for t in range(frames):
-        img = base + rng.normal(0, 4, base.shape)
-        x0 = (4 + 5 * t) % (width - 16)
-        img[16:32, x0 : x0 + 16] = (250, 40, 40)
-        out[t] = np.clip(img, 0, 255).astype(np.uint8)
-    return out
 
 
 @dataclass(frozen=True)

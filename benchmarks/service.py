@@ -40,25 +40,11 @@ import numpy as np
 from trustframe import media
 from trustframe.provenance.keys import init_keys
 from trustframe.settings import load_settings
+from trustframe.testing import scene
 
 RESULTS = Path(__file__).parent / "results"
 LEVELS = (1, 4, 16)
 UPLOAD_MAX_BYTES = 32 * 1024**2
-
-
-def scene(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
-    """A smooth gradient with a moving square and a little noise: compresses like real footage."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([x * 255 // (width - 1), y * 255 // (height - 1), (x + y) * 127 // (width + height - 2)],
-                    -1).astype(np.float32)
-    out = np.empty((frames, height, width, 3), np.uint8)
-    for t in range(frames):
-        img = base + rng.normal(0, 4, base.shape)
-        x0 = (8 + 23 * t) % (width - height // 4)
-        img[height // 4:height // 2, x0:x0 + height // 4] = (250, 40, 40)
-        out[t] = np.clip(img, 0, 255).astype(np.uint8)
-    return out
 
 
 def free_port() -> int:

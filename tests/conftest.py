@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import pytest
 
 from trustframe import media
 from trustframe.settings import load_settings
+from trustframe.testing import scene
 
 
 @pytest.fixture
@@ -41,21 +41,6 @@ def spool(tmp_path, monkeypatch):
     d.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(d))
     return d
-
-
-def scene(frames: int = 8, height: int = 64, width: int = 96, seed: int = 0) -> np.ndarray:
-    """A smooth textured scene with a moving square, uint8 (T, H, W, 3)."""
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    base = np.stack([x * 255 // max(width - 1, 1), y * 255 // max(height - 1, 1),
-                     (x + y) * 127 // max(width + height - 2, 1)], -1).astype(np.float32)
-    out = np.empty((frames, height, width, 3), np.uint8)
-    for t in range(frames):
-        img = base + rng.normal(0, 4, base.shape)
-        x0 = (4 + 5 * t) % (width - 16)
-        img[16:32, x0:x0 + 16] = (250, 40, 40)
-        out[t] = np.clip(img, 0, 255).astype(np.uint8)
-    return out
 
 
 @pytest.fixture

@@ -105,9 +105,8 @@ def test_reencoded_copy_loses_its_embedded_credentials(home, signed, tmp_path):
 
 
 def test_stripped_watermarked_copy_recovers_its_manifest(home, media_files, tmp_path):
-    from conftest import scene
-
     from trustframe.service.protect import protect_file
+    from trustframe.testing import scene
 
     clip = media.write(media.Frames(scene(16, 256, 256), fps=24.0), tmp_path / "clip.mp4")
     signed = protect_file(clip, tmp_path / "marked.mp4", source_type="trainedAlgorithmicMedia", settings=home)

@@ -166,7 +166,7 @@ _SEEDS = {}
 
 def _seed_files(tmp_path_factory):
     if not _SEEDS:
-        from conftest import scene
+        from trustframe.testing import scene
 
         d = tmp_path_factory.mktemp("seeds")
         _SEEDS["png"] = media.write(scene(1), d / "s.png").read_bytes()

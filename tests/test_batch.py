@@ -14,12 +14,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import scene
 
 from trustframe import media
 from trustframe.errors import ConfigError
 from trustframe.service.batch import JsonlOutput, Summary, run
 from trustframe.service.verdict import Verdict
+from trustframe.testing import scene
 
 EXE = str(Path(sys.executable).parent / "trustframe")
 

@@ -11,13 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import scene
 
 import trustframe
 from trustframe import media
 from trustframe.detector.api import Calibration, heatmap_overlay, load, tile_origins
 from trustframe.detector.data import WALLPAPERS, wallpaper_path
 from trustframe.detector.model import DETECTOR_SIZES, create_detector
+from trustframe.testing import scene
 
 # The detector's real footage includes Debian's wallpapers; .ci/run installs them.
 needs_wallpapers = pytest.mark.skipif(

@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
-from conftest import scene
 
 from trustframe import media
 from trustframe.errors import CorruptMedia, MediaTooLarge, UnsupportedMedia
 from trustframe.settings import load_settings
+from trustframe.testing import scene
 
 
 @pytest.mark.parametrize("ext,mime", [("png", "image/png"), ("jpg", "image/jpeg"),

@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import scene
 
 import trustframe
 from trustframe import media
 from trustframe.provenance.reading import read_provenance
 from trustframe.provenance.repository import open_repository
 from trustframe.service.protect import protect_file
+from trustframe.testing import scene
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parents[1]

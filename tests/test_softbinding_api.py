@@ -316,10 +316,9 @@ def test_by_content_with_watermark_model(service, tmp_path, monkeypatch):
 def test_by_content_with_the_real_watermark_matches_the_audit(home, tmp_path):
     """The shipped watermark, end to end: a protected clip re-encoded without its manifest resolves to
     the same manifest through `/v1/matches/byContent` as through the audit (one lookup serves both)."""
-    from conftest import scene
-
     import trustframe
     from trustframe.service.protect import protect_frames
+    from trustframe.testing import scene
 
     signed = protect_frames(media.Frames(scene(16, 256, 256), fps=24.0), tmp_path / "marked.mp4",
                             source_type="trainedAlgorithmicMedia", settings=home)
