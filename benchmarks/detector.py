@@ -37,7 +37,15 @@ import numpy as np
 from trustframe import media
 from trustframe.detector.api import Detector, detector_from_checkpoint, load, to_tensor
 from trustframe.detector.autoencoders import DECODERS
-from trustframe.detector.data import SourceSampler, WorldSampler, camera_clip, gif_palette, h264, jpeg
+from trustframe.detector.data import (
+    SourceSampler,
+    WorldSampler,
+    camera_clip,
+    gif_palette,
+    h264,
+    h264_qp,
+    jpeg,
+)
 from trustframe.detector.metrics import summary
 from trustframe.detector.model import residuals
 from trustframe.media import Frames
@@ -59,11 +67,25 @@ def crop(clip: np.ndarray, f: float = 0.75) -> np.ndarray:
     )
 
 
+def framed(clips, qps=None) -> list[Frames]:
+    """Clips as the detector gets files: with their H.264 quantiser where the file has one (NaN: none)."""
+    qps = np.full(len(clips), np.nan) if qps is None else qps
+    return [Frames(c, fps=25.0, meta={"h264_qp": float(q)} if np.isfinite(q) else {})
+            for c, q in zip(clips, qps, strict=True)]
+
+
+def coded(clip: np.ndarray, crf: int) -> Frames:
+    """The clip as an H.264 file at `crf` would be read: decoded, with the stream's quantiser."""
+    frames, qp = h264_qp(clip, crf)
+    return framed([frames], [qp if qp is not None else np.nan])[0]
+
+
+# An attack takes a clip's pixels; "clean" gets the clip as its file was read (with its quantiser).
 ATTACKS = {
     "clean": lambda c: c,
-    "H.264 CRF 23": lambda c: h264(c, 23),
-    "H.264 CRF 28": lambda c: h264(c, 28),
-    "H.264 CRF 35": lambda c: h264(c, 35),
+    "H.264 CRF 23": lambda c: coded(c, 23),
+    "H.264 CRF 28": lambda c: coded(c, 28),
+    "H.264 CRF 35": lambda c: coded(c, 35),
     "resize 0.5": lambda c: resize(c, 0.5),
     "crop 0.75": crop,
     "CRF 28 + resize 0.5": lambda c: resize(h264(c, 28), 0.5),
@@ -81,9 +103,11 @@ def training_flags(card: dict) -> dict:
     return stages[-1].get("flags", {}) if stages else {}
 
 
-def scores(det: Detector, clips, fps: float = 25.0) -> tuple[np.ndarray, np.ndarray]:
-    logits = np.array([det.logit(Frames(c, fps=fps)) for c in clips])
-    return logits, det.calibration.prob(logits)
+def scores(det: Detector, clips) -> tuple[np.ndarray, np.ndarray]:
+    """(logits, calibrated P) of clips (pixels, or Frames that may carry their H.264 quantiser)."""
+    frames = [c if isinstance(c, Frames) else Frames(c, fps=25.0) for c in clips]
+    logits = np.array([det.logit(f) for f in frames])
+    return logits, det.calibration.prob(logits, [f.meta.get("h264_qp", np.nan) for f in frames])
 
 
 def row(det: Detector, real, fake) -> dict:
@@ -116,8 +140,8 @@ def calibration_rows(det: Detector, test: dict, name: str, train_config: dict) -
     d = published(test, cfg, seed=cfg.seed + 1)
     tags = np.r_[d["codec"], d["codec"]]
     labels = np.r_[np.zeros(len(d["real"])), np.ones(len(d["fake"]))]
-    logits = np.r_[scores(det, d["real"])[0], scores(det, d["fake"])[0]]
-    probs = det.calibration.prob(logits)
+    (lr, pr), (lf, pf) = (scores(det, framed(d[k], d.get(f"qp_{k}"))) for k in ("real", "fake"))
+    logits, probs = np.r_[lr, lf], np.r_[pr, pf]
     out = {f"test split of {name}, every codec": summary(labels, logits, probs)}
     buckets = np.array([codec_bucket(t) for t in tags])
     for b in sorted(set(buckets)):
@@ -130,9 +154,12 @@ def decoder_rows(det: Detector, test: dict, per: int) -> dict:
     out = {}
     for k, name in enumerate(DECODERS):
         idx = np.flatnonzero(test["decoder"] == k)[:per]
+        clean = {kind: framed(test[kind][idx], test[f"qp_{kind}"][idx] if f"qp_{kind}" in test else None)
+                 for kind in ("real", "fake")}
         for attack, fn in ATTACKS.items():
-            real = [fn(c) for c in test["real"][idx]]
-            fake = [fn(c) for c in test["fake"][idx]]
+            real, fake = ([fn(f.data) for f in clean[kind]] for kind in ("real", "fake"))
+            if attack == "clean":
+                real, fake = clean["real"], clean["fake"]
             out[f"{name} / {attack}"] = row(det, real, fake)
             print(name, attack, out[f"{name} / {attack}"], flush=True)
     return out
@@ -197,12 +224,14 @@ def shared_rows(det: Detector) -> dict:
     if not ai.is_dir() or not real.is_dir():
         return {}
 
-    def clips(folder):
-        return [media.read(p, max_frames=None).data[:16] for p in sorted(folder.glob("*.mp4"))]
+    def clips(folder):  # the first 16 frames, as read from the file (with its H.264 quantiser)
+        read = (media.read(p, max_frames=None) for p in sorted(folder.glob("*.mp4")))
+        return [Frames(f.data[:16], f.fps, meta=f.meta) for f in read]
 
-    a, r = clips(ai), clips(real)
-    out = {}
-    for attack in ("clean", "H.264 CRF 28", "resize 0.5"):
+    fa, fr = clips(ai), clips(real)
+    a, r = [f.data for f in fa], [f.data for f in fr]
+    out = {"ai-video-dev vs real-video-dev / clean": row(det, fr, fa)}
+    for attack in ("H.264 CRF 28", "resize 0.5"):
         fn = ATTACKS[attack]
         out[f"ai-video-dev vs real-video-dev / {attack}"] = row(det, [fn(c) for c in r], [fn(c) for c in a])
     # Some of AnimateDiff's GIFs were published with an ordered dither: a fixed 8-px crosshatch
@@ -210,9 +239,9 @@ def shared_rows(det: Detector) -> dict:
     # for catching the generator.
     dithered = [grid_peaks(c[1]) > GRID_PEAKS_DITHERED for c in a]
     for has, what in ((True, "with"), (False, "without")):
-        part = [c for c, d in zip(a, dithered, strict=True) if d == has]
+        part = [f for f, d in zip(fa, dithered, strict=True) if d == has]
         out[f"ai-video-dev {what} an 8-px dither pattern (n={len(part)}) vs real-video-dev / clean"] = row(
-            det, r, part
+            det, fr, part
         )
     return out
 

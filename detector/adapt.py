@@ -97,9 +97,10 @@ def adapt(
     probe = Detector(net, base.calibration, output.stem, **base.scoring)
     real = np.array([probe.logit(f) for f in split[0][1]])
     fake = np.array([probe.logit(f) for f in split[1][1]])
-    calibration = Calibration.fit(real, fake)
+    qp = [np.array([f.meta.get("h264_qp", np.nan) for f in split[k][1]], np.float64) for k in (0, 1)]
+    calibration = Calibration.fit(real, fake, real_qp=qp[0], fake_qp=qp[1])
     labels = np.r_[np.zeros(len(real)), np.ones(len(fake))]
-    metrics = summary(labels, np.r_[real, fake], calibration.prob(np.r_[real, fake]))
+    metrics = summary(labels, np.r_[real, fake], calibration.prob(np.r_[real, fake], np.r_[qp[0], qp[1]]))
 
     from trustframe.weights import save_checkpoint
 

@@ -5,9 +5,9 @@ tiles (no resize: it would erase the decoder's trace), as many as cover `tile_sh
 frame, at least one and at most `max_tiles`: the time spent follows the pixels decoded, so that
 scoring takes no longer than decoding (benchmarks/detector.py measures it). A frame's logit is the
 mean of its tiles' patch logits, a clip's the mean of its frames'. Calibration (isotonic, fitted
-on a split training never saw) maps a logit to P(AI-generated); the label compares the logit with
-two thresholds fixed on real footage: `likely-ai` at 1 % false positives, `uncertain` between
-that and 10 %, `likely-real` below.
+on a split training never saw; for an H.264 file, the curve of its quantiser's band) maps a logit
+to P(AI-generated); the label compares the logit with two thresholds fixed on real footage:
+`likely-ai` at 1 % false positives, `uncertain` between that and 10 %, `likely-real` below.
 """
 
 from __future__ import annotations
@@ -26,9 +26,20 @@ DEFAULT_PRESET = "tfdet-s"
 MIN_SIDE = 32  # px: smaller frames carry too few patches to score
 
 
+QP_BANDS = 3  # H.264 quantiser bands with a curve of their own (`Calibration.fit`)
+MIN_BAND_CLIPS = 300  # fewer H.264 calibration clips per band than this: the one curve serves all
+
+
 @dataclass
 class Calibration:
-    """Logit -> P(AI-generated) (isotonic knots) and the label thresholds, as logits."""
+    """Logit -> P(AI-generated) (isotonic knots) and the label thresholds, as logits.
+
+    One curve (`x`, `y`) serves every file; an H.264 file whose quantiser is read
+    (`media.h264_qp`) gets the curve of its QP band instead (`qp_edges`, `qp_curves`), fitted on
+    the calibration clips of that band. Compression moves both classes' logits, so one curve for
+    every codec is over-sure on heavily quantised video and under-sure on lightly quantised video.
+    The label thresholds stay one pair for every file (false-positive rates on all real footage).
+    """
 
     x: list[float]
     y: list[float]
@@ -40,26 +51,55 @@ class Calibration:
     # only above it (patch logits are noisier than a file's mean, so the file scale would paint
     # much of every real frame)
     patch_threshold_logit: float | None = None
+    qp_edges: list[float] = field(default_factory=list)  # band i: qp_edges[i-1] <= QP < qp_edges[i]
+    qp_curves: list[dict] = field(default_factory=list)  # band i's curve: {"x": [...], "y": [...]}
 
-    def prob(self, logit) -> np.ndarray:
-        return np.interp(np.asarray(logit, dtype=np.float64), self.x, self.y)
+    def curve(self, qp: float | None = None) -> tuple[list[float], list[float]]:
+        """The knots that map a logit of a file with H.264 quantiser `qp` (None: not read)."""
+        if qp is None or not self.qp_curves or not np.isfinite(qp):
+            return self.x, self.y
+        c = self.qp_curves[int(np.searchsorted(self.qp_edges, qp, side="right"))]
+        return c["x"], c["y"]
+
+    def prob(self, logit, qp=None) -> np.ndarray:
+        """P(AI-generated) of logit(s); `qp` the file's H.264 quantiser (None or NaN: not read), or
+        one per logit."""
+        logit = np.asarray(logit, dtype=np.float64)
+        if qp is None or np.ndim(qp) == 0:
+            return np.interp(logit, *self.curve(qp))
+        return np.array([np.interp(v, *self.curve(q)) for v, q in zip(logit, qp, strict=True)])
 
     @classmethod
     def fit(
-        cls, real_logits: np.ndarray, fake_logits: np.ndarray, fpr: float = 0.01, uncertain_fpr: float = 0.10
+        cls, real_logits: np.ndarray, fake_logits: np.ndarray, fpr: float = 0.01, uncertain_fpr: float = 0.10,
+        real_qp: np.ndarray | None = None, fake_qp: np.ndarray | None = None,
     ) -> Calibration:
-        from sklearn.isotonic import IsotonicRegression
-
+        """Isotonic curves and thresholds from calibration clips' logits; with their H.264
+        quantisers (NaN where none was read), a curve per QP band too (`QP_BANDS` bands of equal
+        size, when each gets at least MIN_BAND_CLIPS clips)."""
         logits = np.concatenate([real_logits, fake_logits]).astype(np.float64)
         labels = np.concatenate([np.zeros(len(real_logits)), np.ones(len(fake_logits))])
-        iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(logits, labels)
+        x, y = _isotonic(logits, labels)
+        edges, curves = [], []
+        if real_qp is not None and fake_qp is not None:
+            qp = np.concatenate([real_qp, fake_qp]).astype(np.float64)
+            known = np.isfinite(qp)
+            if known.sum() >= QP_BANDS * MIN_BAND_CLIPS:
+                cuts = np.quantile(qp[known], np.linspace(0, 1, QP_BANDS + 1)[1:-1])
+                edges = [round(float(v), 2) for v in cuts]
+                band = np.searchsorted(edges, qp[known], side="right")
+                for b in range(QP_BANDS):
+                    bx, by = _isotonic(logits[known][band == b], labels[known][band == b])
+                    curves.append({"x": bx, "y": by})
         return cls(
-            x=[float(v) for v in iso.X_thresholds_],
-            y=[float(v) for v in iso.y_thresholds_],
+            x=x,
+            y=y,
             threshold_logit=float(np.quantile(real_logits, 1 - fpr)),
             uncertain_logit=float(np.quantile(real_logits, 1 - uncertain_fpr)),
             fpr=fpr,
             uncertain_fpr=uncertain_fpr,
+            qp_edges=edges if curves else [],
+            qp_curves=curves,
         )
 
     def label(self, logit: float) -> str:
@@ -69,6 +109,14 @@ class Calibration:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def _isotonic(logits: np.ndarray, labels: np.ndarray) -> tuple[list[float], list[float]]:
+    """The knots of an isotonic regression of labels on logits (P clipped to [0, 1])."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(logits, labels)
+    return [float(v) for v in iso.X_thresholds_], [float(v) for v in iso.y_thresholds_]
 
 
 @dataclass
@@ -83,6 +131,7 @@ class DetectorResult:
     heatmap: np.ndarray | None = field(default=None, repr=False)  # top frame's evidence per patch, 0..1
     top_pixels: np.ndarray | None = field(default=None, repr=False)  # that frame, uint8 HW3 (with heatmap)
     patch_px: int = 8  # input pixels per side of a heat-map patch (the network's stride)
+    h264_qp: float | None = None  # the file's H.264 quantiser, when read: its band's curve made `score`
 
     def heatmap_image(self) -> np.ndarray:
         """The top frame with its evidence painted over it (`heatmap_overlay`); needs score(heatmap=True)."""
@@ -204,6 +253,7 @@ class Detector:
     def score(self, frames: Frames, *, heatmap: bool = False) -> DetectorResult:
         """Score decoded frames. Raises UnsupportedMedia for frames smaller than MIN_SIDE."""
         picks, frame_logits = self.frame_logits(frames)
+        qp = frames.meta.get("h264_qp")  # media.read fills it for H.264 files
         idx = np.asarray(frames.indices)
         clip_logit = float(frame_logits.mean())
         rows = [
@@ -212,7 +262,7 @@ class Detector:
                 "frame": int(idx[i]),
                 "score": round(float(p), 4),
             }
-            for i, p in zip(picks, self.calibration.prob(frame_logits), strict=True)
+            for i, p in zip(picks, self.calibration.prob(frame_logits, qp), strict=True)
         ]
         best = int(picks[int(np.argmax(frame_logits))])
         heat = top = None
@@ -221,9 +271,9 @@ class Detector:
             heat, top = self.evidence(m), frames.data[best]
         c = self.calibration
         return DetectorResult(
-            score=float(c.prob(clip_logit)),
+            score=float(c.prob(clip_logit, qp)),
             label=c.label(clip_logit),
-            threshold=float(c.prob(c.threshold_logit)),
+            threshold=float(c.prob(c.threshold_logit, qp)),
             threshold_fpr=c.fpr,
             model=self.name,
             frames=rows,
@@ -231,6 +281,7 @@ class Detector:
             heatmap=heat,
             top_pixels=top,
             patch_px=self.net.cfg.stride,
+            h264_qp=None if qp is None else round(float(qp), 1),
         )
 
 

@@ -68,6 +68,7 @@ def detect(
             "model": r.model,
             "frames": r.frames,
             "top_frame": r.top_frame,
+            "h264_qp": r.h264_qp,
             "heatmap": str(written) if written else None,
         }
         if as_json:
@@ -97,7 +98,7 @@ def _score_folder(det, folder: Path, s) -> tuple[list[str], np.ndarray, np.ndarr
             continue
         names.append(str(path))
         logits.append(logit)
-        probs.append(float(det.calibration.prob(logit)))
+        probs.append(float(det.calibration.prob(logit, frames.meta.get("h264_qp"))))
     if not names:
         raise ConfigError(f"{folder}: no media file could be read")
     return names, np.array(logits), np.array(probs)

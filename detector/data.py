@@ -33,7 +33,8 @@ Splits by source, so no source image is in two of them:
 
 A pair is stored as two uint8 clips (T=5, 96, 96, 3): `real[i]` and `fake[i]`, `decoder[i]` the
 index into DECODERS, `codec[i]` a tag ("h264-28", "jpeg-80", "none"), `scale[i]` the
-treatment's resize factor (1 = none).
+treatment's resize factor (1 = none), `qp_real[i]` / `qp_fake[i]` each clip's H.264 quantiser as
+the detector reads it from a file (`media.h264_qp`; NaN for JPEG and none).
 """
 
 from __future__ import annotations
@@ -257,17 +258,24 @@ def sharpen(clip: np.ndarray, amount: float) -> np.ndarray:
     return np.clip(clip + amount * (clip - soft), 0, 255).astype(np.uint8)
 
 
-def h264(clip: np.ndarray, crf: int) -> np.ndarray:
+def h264_qp(clip: np.ndarray, crf: int) -> tuple[np.ndarray, float]:
+    """The clip through H.264 at `crf`, decoded, and the stream's quantiser (`media.h264_qp`: what
+    the detector's calibration reads from an H.264 file)."""
     import av
 
-    from trustframe.media import encode_video
+    from trustframe.media import encode_video, h264_qp
 
     buf = io.BytesIO()
     encode_video(clip, buf, fps=25, crf=crf, preset="medium", threads=1)
     buf.seek(0)
     with av.open(buf) as c:
         out = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-    return out[: len(clip), : clip.shape[1], : clip.shape[2]]
+    buf.seek(0)
+    return out[: len(clip), : clip.shape[1], : clip.shape[2]], h264_qp(buf)
+
+
+def h264(clip: np.ndarray, crf: int) -> np.ndarray:
+    return h264_qp(clip, crf)[0]
 
 
 def jpeg(clip: np.ndarray, quality: int) -> np.ndarray:
@@ -319,16 +327,17 @@ class Treatment:
             return cls(scale, top, left, "jpeg", int(rng.integers(60, 96)))
         return cls(scale, top, left, "none", 0)
 
-    def __call__(self, clip: np.ndarray, out: int = STORE_PX) -> np.ndarray:
+    def __call__(self, clip: np.ndarray, out: int = STORE_PX) -> tuple[np.ndarray, float]:
+        """(the treated clip, its H.264 quantiser; NaN when the codec is not H.264)."""
         if self.scale != 1.0:
             side = round(clip.shape[1] * self.scale)
             clip = np.stack([cv2.resize(f, (side, side), interpolation=cv2.INTER_AREA) for f in clip])
         clip = np.ascontiguousarray(clip[:, self.top : self.top + out, self.left : self.left + out])
         if self.codec == "h264":
-            return h264(clip, self.quality)
+            return h264_qp(clip, self.quality)
         if self.codec == "jpeg":
-            return jpeg(clip, self.quality)
-        return clip
+            return jpeg(clip, self.quality), float("nan")
+        return clip, float("nan")
 
 
 DITHERS = ("none", "floyd-steinberg", "ordered")
@@ -442,14 +451,15 @@ def match_detail(
 
 def make_pair(
     sampler: SourceSampler, decoder, rng: np.random.Generator, min_scale: float = MIN_SCALE
-) -> tuple[np.ndarray, np.ndarray, Treatment]:
-    """(real, fake, treatment): one draw of the treatment, a source clip of the size it needs,
-    the fake `decoder`'s reconstruction of it, detail-matched to the real (`match_detail`), then
-    the treatment on both."""
+) -> tuple[np.ndarray, np.ndarray, Treatment, tuple[float, float]]:
+    """(real, fake, treatment, their H.264 quantisers): one draw of the treatment, a source clip of
+    the size it needs, the fake `decoder`'s reconstruction of it, detail-matched to the real
+    (`match_detail`), then the treatment on both."""
     t = Treatment.draw(rng, min_scale)
     source = sampler(rng, t.size)
     real, fake = match_detail(source, reconstruct(decoder, source), rng)
-    return t(real), t(fake), t
+    (real, qp_real), (fake, qp_fake) = t(real), t(fake)
+    return real, fake, t, (qp_real, qp_fake)
 
 
 # ---- the command ---------------------------------------------------------------------------------
@@ -528,21 +538,24 @@ def _build_chunk(args: tuple[str, str, int, int, Path, int, float]) -> dict[str,
     decoders = load_decoders(autoencoders)
     rng = np.random.default_rng([seed, offset])
     sampler = SAMPLERS[source](split)
-    real, fake, dec, codec, scale = [], [], [], [], []
+    real, fake, dec, codec, scale, qp = [], [], [], [], [], []
     for i in range(offset, offset + pairs):
         k = i % len(decoders)  # decoders in equal shares
-        r, f, t = make_pair(sampler, decoders[k], rng, min_scale)
+        r, f, t, q = make_pair(sampler, decoders[k], rng, min_scale)
         real.append(r)
         fake.append(f)
         dec.append(k)
         codec.append(t.tag)
         scale.append(t.scale)
+        qp.append(q)
     return {
         "real": np.stack(real),
         "fake": np.stack(fake),
         "decoder": np.array(dec, np.int64),
         "codec": np.array(codec),
         "scale": np.array(scale, np.float32),
+        "qp_real": np.array([q[0] for q in qp], np.float32),
+        "qp_fake": np.array([q[1] for q in qp], np.float32),
     }
 
 

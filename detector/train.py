@@ -66,7 +66,7 @@ def load_split(data: Path, split: str, exclude: str = "") -> dict[str, np.ndarra
     """A split's pairs: footage (`{split}.npz`) and, when the data has them, world renders
     (`{split}-world.npz`)."""
     parts = [dict(np.load(f)) for f in (data / f"{split}.npz", data / f"{split}-world.npz") if f.is_file()]
-    d = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    d = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if all(k in p for p in parts)}
     if exclude:
         keep = d["decoder"] != DECODERS.index(exclude)
         d = {k: v[keep] for k, v in d.items()}
@@ -117,13 +117,16 @@ def draw_batch(
 def published(d: dict[str, np.ndarray], cfg: TrainConfig, seed: int = 0) -> dict[str, np.ndarray]:
     """A copy of split `d` with whole pairs published as in training (`draw_batch`): a GIF palette
     for cfg.gif_p of them and grain for cfg.grain_p, both clips of a pair alike; so calibration
-    and thresholds see footage as training did."""
+    and thresholds see footage as training did. A published clip's H.264 quantiser is no longer
+    what a file would show (a GIF has none), so it becomes NaN."""
     rng = np.random.default_rng(seed)
     out = {k: v.copy() for k, v in d.items()}
     for i in range(len(out["real"])):
         pub = Publishing.draw(rng, cfg.gif_p, cfg.grain_p)
         for kind in ("real", "fake"):
             out[kind][i] = pub(out[kind][i], rng)
+            if (pub.colours or pub.sigma) and f"qp_{kind}" in out:
+                out[f"qp_{kind}"][i] = np.nan
     return out
 
 
@@ -202,7 +205,7 @@ def calibrate_and_export(net, cfg: TrainConfig, command: str, run: Run) -> dict:
     cal = published(load_split(Path(cfg.data), "calibration", cfg.exclude_decoder), cfg, cfg.seed)
     probe = Detector(net, Calibration([0.0], [0.5], 0.0, 0.0), cfg.name)
     real, fake = clip_logits(probe, cal["real"]), clip_logits(probe, cal["fake"])
-    calibration = Calibration.fit(real, fake)
+    calibration = Calibration.fit(real, fake, real_qp=cal.get("qp_real"), fake_qp=cal.get("qp_fake"))
     calibration.patch_threshold_logit = patch_threshold(probe, cal["real"])
     from sklearn.metrics import roc_auc_score
 

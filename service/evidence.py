@@ -114,7 +114,7 @@ def _detector_signal(frames: media.Frames, s: Settings) -> tuple[DetectorSection
     except TrustFrameError as e:
         return None, f"detector: not scored ({e})"
     return DetectorSection(score=r.score, label=r.label, threshold=r.threshold, threshold_fpr=r.threshold_fpr,
-                           model=r.model, frames=r.frames, top_frame=r.top_frame), None
+                           model=r.model, frames=r.frames, top_frame=r.top_frame, h264_qp=r.h264_qp), None
 
 
 def recover_manifest(watermark, repo: ManifestRepository, s: Settings) -> ProvenanceResult | None:

@@ -63,6 +63,9 @@ class DetectorSection(BaseModel):
     model: str
     frames: list[FrameScore] = Field(default_factory=list, description="per-frame scores, in time order")
     top_frame: int | None = Field(None, description="source frame number that scored highest")
+    h264_qp: float | None = Field(None, description="the file's H.264 quantiser (0-51, higher = more "
+                                  "compressed); `score` comes from the calibration curve of its quantiser "
+                                  "band when the model has one; null when the file is not H.264")
 
 
 class ErrorSection(BaseModel):

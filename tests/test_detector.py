@@ -57,6 +57,49 @@ def test_calibration_is_monotone_and_thresholds_sit_on_the_real_quantiles():
     assert c.label(-5.0) == "likely-real"
 
 
+def test_calibration_gives_each_h264_quantiser_band_its_own_curve():
+    # Heavier quantisation squeezes both classes' logits together: a logit of 1 is sure evidence
+    # on a lightly compressed file and weak on a heavy one; one curve for both would be wrong twice.
+    rng = np.random.default_rng(1)
+    n = 3000
+    qp = rng.uniform(20, 45, n)
+    sep = np.where(qp < 32, 3.0, 0.6)
+    real, fake = rng.normal(-sep, 1), rng.normal(sep, 1)
+    qp_real, qp_fake = qp.copy(), rng.permutation(qp)
+    qp_real[:500] = np.nan  # JPEG stills and the like: no quantiser read
+    sep_fake = np.where(qp_fake < 32, 3.0, 0.6)
+    fake = rng.normal(sep_fake, 1)
+    c = Calibration.fit(real, fake, real_qp=qp_real, fake_qp=qp_fake)
+    assert len(c.qp_curves) == 3 and len(c.qp_edges) == 2 and c.qp_edges[0] < c.qp_edges[1]
+    grid = np.linspace(-6, 6, 100)
+    for q in (22.0, 30.0, 44.0, None, float("nan")):
+        assert np.all(np.diff(c.prob(grid, q)) >= 0), q
+    light, heavy = float(c.prob(1.0, 22.0)), float(c.prob(1.0, 44.0))
+    assert light > 0.9 and heavy < 0.8 and float(c.prob(1.0)) < light, (light, heavy)
+    assert float(c.prob(1.0, float("nan"))) == float(c.prob(1.0))  # unread: the curve for every file
+    # one quantiser per logit gives what each alone does
+    assert np.allclose(c.prob([1.0, 1.0, 1.0], [22.0, 44.0, np.nan]), [light, heavy, float(c.prob(1.0))])
+    # too few H.264 clips for three bands of MIN_BAND_CLIPS: one curve, and it survives the card
+    few = Calibration.fit(real[:200], fake[:200], real_qp=qp_real[:200], fake_qp=qp_fake[:200])
+    assert few.qp_curves == [] and float(few.prob(1.0, 44.0)) == float(few.prob(1.0))
+    assert Calibration(**json.loads(json.dumps(c.to_dict()))).prob(1.0, 44.0) == heavy
+
+
+def test_publishing_a_pair_forgets_its_quantiser():
+    from trustframe.detector.train import TrainConfig, published
+
+    n, rng = 200, np.random.default_rng(0)
+    clips = rng.integers(0, 256, (2, n, 2, 16, 16, 3), dtype=np.uint8)  # noise: any palette or grain shows
+    d = {"real": clips[0], "fake": clips[1],
+         "qp_real": np.full(n, 30.0, np.float32), "qp_fake": np.full(n, 31.0, np.float32)}
+    out = published(d, TrainConfig(gif_p=0.3, grain_p=0.25), seed=0)
+    gone = np.isnan(out["qp_real"])
+    assert np.array_equal(gone, np.isnan(out["qp_fake"])) and 0.3 < gone.mean() < 0.6
+    changed = (out["real"] != d["real"]).any(axis=(1, 2, 3, 4))
+    assert np.array_equal(changed, gone)  # exactly the published pairs
+    assert (d["qp_real"] == 30.0).all()  # the split itself is untouched
+
+
 def test_ece_floor_is_what_a_perfectly_calibrated_score_shows_at_that_size():
     from trustframe.detector.metrics import ece, ece_floor
 
@@ -134,6 +177,11 @@ def test_the_verdict_carries_the_detector_and_no_detector_skips_it(home, tmp_pat
     d = v.to_dict()["detector"]
     assert d["model"] == "tfdet-s" and 0 <= d["score"] <= 1 and d["label"] in ("likely-real", "uncertain")
     assert d["threshold_fpr"] == 0.01 and len(d["frames"]) == 8 and d["top_frame"] is not None
+    assert 10 < d["h264_qp"] < 51  # an MP4 written at CRF 18: its curve is the light band's
+    det, frames = load(), media.read(path, max_frames=home.audit_frames, settings=home)
+    assert d["h264_qp"] == round(frames.meta["h264_qp"], 1)
+    assert d["score"] == pytest.approx(float(det.calibration.prob(det.logit(frames), frames.meta["h264_qp"])),
+                                       abs=1e-3)
     assert v.label == "no-evidence" and any("detector" in r for r in v.reasons)
     code, out, _ = run_cli("audit", "--json", "--no-detector", str(path))
     assert code == 0 and json.loads(out)["detector"] is None
@@ -268,7 +316,9 @@ def test_the_treatment_downscales_up_to_4x_from_a_source_made_large_enough():
     half = next(t for t in draws if 0.49 < t.scale < 0.51)
     assert half.size in (192, 200)  # 96 / 0.5, up to a multiple of 8
     clip = rng.integers(0, 256, (2, half.size, half.size, 3), dtype=np.uint8)
-    assert half(clip).shape == (2, STORE_PX, STORE_PX, 3)
+    treated, qp = half(clip)
+    assert treated.shape == (2, STORE_PX, STORE_PX, 3)
+    assert np.isfinite(qp) == (half.codec == "h264")  # the quantiser of H.264 clips only
     assert {Treatment.draw(rng, min_scale=0.75).size for _ in range(200)} == {SOURCE_PX}  # the first data
 
 

@@ -93,6 +93,21 @@ def test_frames_validates_layout():
     assert media.Frames(np.zeros((8, 8, 3), np.uint8)).data.shape == (1, 8, 8, 3)
 
 
+def test_an_h264_files_quantiser_is_read_and_follows_its_crf(tmp_path):
+    qps = []
+    for crf in (18, 28, 40):
+        p = media.encode_video(scene(10), tmp_path / f"{crf}.mp4", fps=12, crf=crf) or tmp_path / f"{crf}.mp4"
+        qps.append(media.read(p).meta["h264_qp"])
+        assert media.h264_qp(p) == qps[-1]
+    assert 15 < qps[0] < qps[1] < qps[2] <= 51, qps
+    # other codecs carry no H.264 quantiser: nothing is read, nothing is guessed
+    media.encode_video(scene(6), tmp_path / "hevc.mp4", fps=12, crf=28, codec="libx265")
+    png = media.write(media.Frames(scene(1)), tmp_path / "still.png")
+    for p in (tmp_path / "hevc.mp4", png):
+        assert "h264_qp" not in media.read(p).meta and media.h264_qp(p) is None
+    assert media.h264_qp(tmp_path / "missing.mp4") is None
+
+
 def test_hevc_and_h264_encode(tmp_path):
     for codec in ("libx264", "libx265"):
         p = tmp_path / f"{codec}.mp4"

@@ -351,7 +351,7 @@ def detector_verdict(name: str) -> dict:
         provenance=ProvenanceSection(present=False),
         watermark=WatermarkSection(detected=False, p_value=0.41, alg="org.trustframe.wm.1"),
         detector=DetectorSection(score=0.95, label="likely-ai", threshold=0.9, threshold_fpr=0.01,
-                                 model="tfdet-test", frames=frames, top_frame=24)).to_dict()
+                                 model="tfdet-test", frames=frames, top_frame=24, h264_qp=38.5)).to_dict()
 
 
 @pytest.mark.slow
@@ -400,7 +400,8 @@ def test_detector_timeline_and_heat_map(world, page):
         det = hot.locator("section.block", has_text="AI detector")
         text = det.inner_text()
         for expected in ("0.95", "Looks AI-generated", "Flags at 0.90 (set for 1 % false positives",
-                         "tfdet-test", "frame 24 at 1.00 s: 0.97"):
+                         "tfdet-test", "frame 24 at 1.00 s: 0.97",
+                         "H.264 quantiser 38.5: scored against files compressed like it"):
             assert expected in text, expected
         plot = det.locator("svg.timeline")
         assert plot.locator("circle").count() == 8 and plot.locator("circle.top").count() == 1

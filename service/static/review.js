@@ -566,6 +566,8 @@
       ["Threshold", `Flags at ${fmt2(det.threshold)} (set for ${Math.round((det.threshold_fpr || 0) * 100)} % ` +
         "false positives on real footage)"],
       ["Model", h("span", { class: "mono", text: det.model })],
+      ["Compression", det.h264_qp !== null && det.h264_qp !== undefined
+        ? `H.264 quantiser ${det.h264_qp}: scored against files compressed like it` : null],
       ["Highest frame", top ? `frame ${top.frame} at ${seconds(top.time_s)}: ${fmt2(top.score)}` : null],
     ]));
     if (frames.length >= 2) {
