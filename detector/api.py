@@ -5,8 +5,8 @@ tiles (no resize: it would erase the decoder's trace), as many as cover `tile_sh
 frame, at least one and at most `max_tiles`: the time spent follows the pixels decoded, so that
 scoring takes no longer than decoding (benchmarks/detector.py measures it). A frame's logit is the
 mean of its tiles' patch logits, a clip's the mean of its frames'. Calibration (isotonic, fitted
-on a split training never saw; for an H.264 file, the curve of its quantiser's band) maps a logit
-to P(AI-generated); the label compares the logit with two thresholds fixed on real footage:
+on a split training never saw; an H.264 file's also sees its quantiser) maps a logit to
+P(AI-generated); the label compares the logit with two thresholds fixed on real footage:
 `likely-ai` at 1 % false positives, `uncertain` between that and 10 %, `likely-real` below.
 """
 
@@ -26,19 +26,20 @@ DEFAULT_PRESET = "tfdet-s"
 MIN_SIDE = 32  # px: smaller frames carry too few patches to score
 
 
-QP_BANDS = 3  # H.264 quantiser bands with a curve of their own (`Calibration.fit`)
-MIN_BAND_CLIPS = 300  # fewer H.264 calibration clips per band than this: the one curve serves all
+MIN_H264_CLIPS = 600  # calibration clips read as H.264 needed for their own calibration
+QP_CENTER, QP_SCALE = 30.0, 10.0  # the quantiser as the H.264 calibration sees it: (QP - 30) / 10
 
 
 @dataclass
 class Calibration:
-    """Logit -> P(AI-generated) (isotonic knots) and the label thresholds, as logits.
+    """Logit -> P(AI-generated), and the label thresholds as logits.
 
-    One curve (`x`, `y`) serves every file; an H.264 file whose quantiser is read
-    (`media.h264_qp`) gets the curve of its QP band instead (`qp_edges`, `qp_curves`), fitted on
-    the calibration clips of that band. Compression moves both classes' logits, so one curve for
-    every codec is over-sure on heavily quantised video and under-sure on lightly quantised video.
-    The label thresholds stay one pair for every file (false-positive rates on all real footage).
+    A file's logit goes through isotonic knots (`x`, `y`). An H.264 file whose quantiser is read
+    (`media.h264_qp`) is calibrated with it (`h264`): its logit and quantiser are first combined by
+    a logistic regression on (logit, q, logit * q), q = (QP - 30) / 10, whose score then goes through
+    isotonic knots of its own. Compression moves both classes' logits, so one curve for every codec
+    is over-sure on heavily quantised video and under-sure on lightly quantised video. The label
+    thresholds stay one pair for every file (false-positive rates on all real footage).
     """
 
     x: list[float]
@@ -51,46 +52,54 @@ class Calibration:
     # only above it (patch logits are noisier than a file's mean, so the file scale would paint
     # much of every real frame)
     patch_threshold_logit: float | None = None
-    qp_edges: list[float] = field(default_factory=list)  # band i: qp_edges[i-1] <= QP < qp_edges[i]
-    qp_curves: list[dict] = field(default_factory=list)  # band i's curve: {"x": [...], "y": [...]}
-
-    def curve(self, qp: float | None = None) -> tuple[list[float], list[float]]:
-        """The knots that map a logit of a file with H.264 quantiser `qp` (None: not read)."""
-        if qp is None or not self.qp_curves or not np.isfinite(qp):
-            return self.x, self.y
-        c = self.qp_curves[int(np.searchsorted(self.qp_edges, qp, side="right"))]
-        return c["x"], c["y"]
+    # {"coef": [logit, q, logit * q], "intercept", "qp_range": [lo, hi] (a QP outside is taken as the
+    # nearest end), "x", "y"}; None: one curve for every file
+    h264: dict | None = None
 
     def prob(self, logit, qp=None) -> np.ndarray:
         """P(AI-generated) of logit(s); `qp` the file's H.264 quantiser (None or NaN: not read), or
         one per logit."""
         logit = np.asarray(logit, dtype=np.float64)
-        if qp is None or np.ndim(qp) == 0:
-            return np.interp(logit, *self.curve(qp))
-        return np.array([np.interp(v, *self.curve(q)) for v, q in zip(logit, qp, strict=True)])
+        if self.h264 is None or qp is None:
+            return np.interp(logit, self.x, self.y)
+        v = np.atleast_1d(logit)
+        out = np.interp(v, self.x, self.y)
+        qp = np.broadcast_to(np.asarray(qp, dtype=np.float64), logit.shape).reshape(v.shape)
+        read = np.isfinite(qp)
+        if read.any():
+            (a, b, c), d = self.h264["coef"], self.h264["intercept"]
+            q = (np.clip(qp[read], *self.h264["qp_range"]) - QP_CENTER) / QP_SCALE
+            z = a * v[read] + b * q + c * v[read] * q + d
+            out[read] = np.interp(z, self.h264["x"], self.h264["y"])
+        return out.reshape(logit.shape)
 
     @classmethod
     def fit(
         cls, real_logits: np.ndarray, fake_logits: np.ndarray, fpr: float = 0.01, uncertain_fpr: float = 0.10,
         real_qp: np.ndarray | None = None, fake_qp: np.ndarray | None = None,
     ) -> Calibration:
-        """Isotonic curves and thresholds from calibration clips' logits; with their H.264
-        quantisers (NaN where none was read), a curve per QP band too (`QP_BANDS` bands of equal
-        size, when each gets at least MIN_BAND_CLIPS clips)."""
+        """Isotonic knots and thresholds from calibration clips' logits; given their H.264
+        quantisers too (NaN where none was read), the H.264 calibration from the clips read as H.264
+        (at least MIN_H264_CLIPS; and only when the score it gives rises with the logit at every
+        quantiser it saw, else H.264 files keep the one curve)."""
+        from sklearn.linear_model import LogisticRegression
+
         logits = np.concatenate([real_logits, fake_logits]).astype(np.float64)
         labels = np.concatenate([np.zeros(len(real_logits)), np.ones(len(fake_logits))])
         x, y = _isotonic(logits, labels)
-        edges, curves = [], []
+        h264 = None
         if real_qp is not None and fake_qp is not None:
             qp = np.concatenate([real_qp, fake_qp]).astype(np.float64)
-            known = np.isfinite(qp)
-            if known.sum() >= QP_BANDS * MIN_BAND_CLIPS:
-                cuts = np.quantile(qp[known], np.linspace(0, 1, QP_BANDS + 1)[1:-1])
-                edges = [round(float(v), 2) for v in cuts]
-                band = np.searchsorted(edges, qp[known], side="right")
-                for b in range(QP_BANDS):
-                    bx, by = _isotonic(logits[known][band == b], labels[known][band == b])
-                    curves.append({"x": bx, "y": by})
+            read = np.isfinite(qp)
+            if read.sum() >= MIN_H264_CLIPS and len(set(labels[read])) == 2:
+                v, q = logits[read], (qp[read] - QP_CENTER) / QP_SCALE
+                lr = LogisticRegression(C=1e4, max_iter=5000).fit(np.c_[v, q, v * q], labels[read])
+                (a, b, c), d = (float(w) for w in lr.coef_[0]), float(lr.intercept_[0])
+                lo, hi = float(qp[read].min()), float(qp[read].max())
+                slopes = [a + c * (end - QP_CENTER) / QP_SCALE for end in (lo, hi)]
+                if min(slopes) > 0:
+                    hx, hy = _isotonic(a * v + b * q + c * v * q + d, labels[read])
+                    h264 = {"coef": [a, b, c], "intercept": d, "qp_range": [lo, hi], "x": hx, "y": hy}
         return cls(
             x=x,
             y=y,
@@ -98,8 +107,7 @@ class Calibration:
             uncertain_logit=float(np.quantile(real_logits, 1 - uncertain_fpr)),
             fpr=fpr,
             uncertain_fpr=uncertain_fpr,
-            qp_edges=edges if curves else [],
-            qp_curves=curves,
+            h264=h264,
         )
 
     def label(self, logit: float) -> str:

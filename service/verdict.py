@@ -64,8 +64,8 @@ class DetectorSection(BaseModel):
     frames: list[FrameScore] = Field(default_factory=list, description="per-frame scores, in time order")
     top_frame: int | None = Field(None, description="source frame number that scored highest")
     h264_qp: float | None = Field(None, description="the file's H.264 quantiser (0-51, higher = more "
-                                  "compressed); `score` comes from the calibration curve of its quantiser "
-                                  "band when the model has one; null when the file is not H.264")
+                                  "compressed); `score` is calibrated for it when the model has an H.264 "
+                                  "calibration; null when the file is not H.264")
 
 
 class ErrorSection(BaseModel):

@@ -57,31 +57,40 @@ def test_calibration_is_monotone_and_thresholds_sit_on_the_real_quantiles():
     assert c.label(-5.0) == "likely-real"
 
 
-def test_calibration_gives_each_h264_quantiser_band_its_own_curve():
-    # Heavier quantisation squeezes both classes' logits together: a logit of 1 is sure evidence
-    # on a lightly compressed file and weak on a heavy one; one curve for both would be wrong twice.
-    rng = np.random.default_rng(1)
-    n = 3000
-    qp = rng.uniform(20, 45, n)
-    sep = np.where(qp < 32, 3.0, 0.6)
-    real, fake = rng.normal(-sep, 1), rng.normal(sep, 1)
-    qp_real, qp_fake = qp.copy(), rng.permutation(qp)
+def test_calibration_reads_an_h264_files_quantiser():
+    # Heavier quantisation squeezes both classes' logits together: a logit of 1 is sure evidence on
+    # a lightly compressed file and weak on a heavy one; one curve for both is wrong twice.
+    from trustframe.detector.metrics import ece
+
+    def draw(n, seed):
+        rng = np.random.default_rng(seed)
+        qp = rng.uniform(18, 46, (2, n))
+        sep = 3.0 - 0.09 * (qp - 18)  # 3 at QP 18, 0.5 at 46
+        return rng.normal(-sep[0], 1), rng.normal(sep[1], 1), qp[0], qp[1]
+
+    real, fake, qp_real, qp_fake = draw(3000, 1)
     qp_real[:500] = np.nan  # JPEG stills and the like: no quantiser read
-    sep_fake = np.where(qp_fake < 32, 3.0, 0.6)
-    fake = rng.normal(sep_fake, 1)
     c = Calibration.fit(real, fake, real_qp=qp_real, fake_qp=qp_fake)
-    assert len(c.qp_curves) == 3 and len(c.qp_edges) == 2 and c.qp_edges[0] < c.qp_edges[1]
+    one = Calibration.fit(real, fake)
+    assert c.h264 is not None and c.h264["qp_range"][0] >= 18 and c.h264["qp_range"][1] <= 46
     grid = np.linspace(-6, 6, 100)
-    for q in (22.0, 30.0, 44.0, None, float("nan")):
+    for q in (20.0, 30.0, 44.0, 60.0):
         assert np.all(np.diff(c.prob(grid, q)) >= 0), q
-    light, heavy = float(c.prob(1.0, 22.0)), float(c.prob(1.0, 44.0))
-    assert light > 0.9 and heavy < 0.8 and float(c.prob(1.0)) < light, (light, heavy)
-    assert float(c.prob(1.0, float("nan"))) == float(c.prob(1.0))  # unread: the curve for every file
-    # one quantiser per logit gives what each alone does
-    assert np.allclose(c.prob([1.0, 1.0, 1.0], [22.0, 44.0, np.nan]), [light, heavy, float(c.prob(1.0))])
-    # too few H.264 clips for three bands of MIN_BAND_CLIPS: one curve, and it survives the card
-    few = Calibration.fit(real[:200], fake[:200], real_qp=qp_real[:200], fake_qp=qp_fake[:200])
-    assert few.qp_curves == [] and float(few.prob(1.0, 44.0)) == float(few.prob(1.0))
+    light, heavy = float(c.prob(1.0, 20.0)), float(c.prob(1.0, 44.0))
+    assert light > 0.95 and heavy < 0.85 and heavy < float(c.prob(1.0)) < light, (light, heavy)
+    assert float(c.prob(1.0, float("nan"))) == float(c.prob(1.0)) == float(one.prob(1.0))  # unread
+    assert np.allclose(c.prob([1.0, 1.0, 1.0], [20.0, 44.0, np.nan]), [light, heavy, float(c.prob(1.0))])
+    assert float(c.prob(1.0, 60.0)) == float(c.prob(1.0, c.h264["qp_range"][1]))  # beyond: the nearest end
+    # on fresh files, calibrated within each compression band, where one curve is not
+    real, fake, qp_real, qp_fake = draw(3000, 2)
+    logits, labels, qp = np.r_[real, fake], np.r_[np.zeros(3000), np.ones(3000)], np.r_[qp_real, qp_fake]
+    low_qp, mid_qp, high_qp = ((qp >= lo) & (qp < lo + 9) for lo in (18, 27.5, 37))
+    assert ece(labels[low_qp], c.prob(logits[low_qp], qp[low_qp])) < 0.02
+    for m in (mid_qp, high_qp):  # one curve: under-sure on the middle band, over-sure on the heavy one
+        assert ece(labels[m], c.prob(logits[m], qp[m])) < ece(labels[m], one.prob(logits[m])) - 0.01
+    # too few clips read as H.264: one curve for every file; a card keeps the H.264 calibration
+    few = Calibration.fit(real[:250], fake[:250], real_qp=qp_real[:250], fake_qp=qp_fake[:250])
+    assert few.h264 is None and float(few.prob(1.0, 44.0)) == float(few.prob(1.0))
     assert Calibration(**json.loads(json.dumps(c.to_dict()))).prob(1.0, 44.0) == heavy
 
 
