@@ -13,9 +13,7 @@ turned into video by a simulated camera (pan, zoom, hand-held shake, sensor nois
 real here: no generative model made it, and a detector that calls every flat graphic AI is no
 use to a moderator. So are the generator's procedural world renders (`WorldSampler`: flat colours
 and shapes in motion), stored apart as `{split}-world.npz`, a quarter as many pairs as the footage.
-Fake: the same clips through an autoencoder (`autoencoders.DECODERS`), encode -> decode. And the
-training split has `train-dit.npz` (`--dit-pairs`): the generator's own DiT samples against renders
-of the same specs (`make_dit_pair`, 64 px, the generator's size; `decoder` -1).
+Fake: the same clips through an autoencoder (`autoencoders.DECODERS`), encode -> decode.
 
 Sharpness is taken off the table first: each pair is brought to the same fine-detail energy
 (`match_detail`: the real blurred down, or the fake sharpened up), so "blurry = fake" cannot be
@@ -45,7 +43,7 @@ import argparse
 import io
 import json
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -464,29 +462,6 @@ def make_pair(
     return real, fake, t, (qp_real, qp_fake)
 
 
-DIT_PX = 64  # the generator's native size: its samples, and the renders they are paired with
-
-
-def make_dit_pair(
-    generator, rng: np.random.Generator, split: str = "train"
-) -> tuple[np.ndarray, np.ndarray, Treatment, tuple[float, float]]:
-    """(render, DiT sample, treatment, their H.264 quantisers): a world spec rendered (the real
-    class: graphics no model made) and the generator's sample of that spec's caption (the fake),
-    at DIT_PX, detail-matched (`match_detail`), then one draw of the treatment's codec for both (no
-    resize: the generator samples at one size)."""
-    from trustframe.generator import world
-    from trustframe.generator.captions import caption
-
-    specs = "train" if split == "train" else "heldout"
-    spec = world.sample_spec(rng, frames=FRAMES, height=DIT_PX, width=DIT_PX, split=specs, multi_shot_p=0.0)
-    latents = generator.sample(caption(spec, rng), frames=FRAMES, height=DIT_PX, width=DIT_PX,
-                               seed=int(rng.integers(2**31)))
-    real, fake = match_detail(world.render(spec), generator.decode(latents), rng)
-    t = replace(Treatment.draw(rng, min_scale=1.0), top=0, left=0)
-    (real, qp_real), (fake, qp_fake) = t(real, out=DIT_PX), t(fake, out=DIT_PX)
-    return real, fake, t, (qp_real, qp_fake)
-
-
 # ---- the command ---------------------------------------------------------------------------------
 
 
@@ -560,21 +535,13 @@ def load_decoders(out: Path) -> list:
 def _build_chunk(args: tuple[str, str, int, int, Path, int, float]) -> dict[str, np.ndarray]:
     split, source, pairs, offset, autoencoders, seed, min_scale = args
     torch.set_num_threads(1)
+    decoders = load_decoders(autoencoders)
     rng = np.random.default_rng([seed, offset])
-    if source == "dit":
-        from trustframe.generator.models import load_generator
-
-        generator = load_generator()
-    else:
-        decoders, sampler = load_decoders(autoencoders), SAMPLERS[source](split)
+    sampler = SAMPLERS[source](split)
     real, fake, dec, codec, scale, qp = [], [], [], [], [], []
     for i in range(offset, offset + pairs):
-        if source == "dit":
-            k = -1  # not one of DECODERS: the generator, latents from its DiT
-            r, f, t, q = make_dit_pair(generator, rng, split)
-        else:
-            k = i % len(decoders)  # decoders in equal shares
-            r, f, t, q = make_pair(sampler, decoders[k], rng, min_scale)
+        k = i % len(decoders)  # decoders in equal shares
+        r, f, t, q = make_pair(sampler, decoders[k], rng, min_scale)
         real.append(r)
         fake.append(f)
         dec.append(k)
@@ -622,9 +589,6 @@ def main(argv: list[str] | None = None) -> None:
                    help="the treatment's strongest downscale (0.1-1)")
     p.add_argument("--world-share", type=float, default=0.25,
                    help="world-render pairs per split, as a share of its footage pairs ({split}-world.npz)")
-    p.add_argument("--dit-pairs", type=int, default=300,
-                   help="training pairs of the generator's DiT samples against renders of the same specs "
-                        "(train-dit.npz, 64 px)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
@@ -634,8 +598,6 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--min-scale must be in 0.1-1, got {a.min_scale}")
     if not 0 <= a.world_share <= 1:
         raise SystemExit(f"--world-share must be in 0-1, got {a.world_share}")
-    if a.dit_pairs < 0:
-        raise SystemExit(f"--dit-pairs must be 0 or more, got {a.dit_pairs}")
     autoencoders = a.autoencoders or a.out
     records = build_autoencoders(autoencoders, a.ae_minutes, a.seed)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -645,8 +607,7 @@ def main(argv: list[str] | None = None) -> None:
         ("test", a.test_pairs, a.seed + 3),
     ):
         world = ("world", round(a.world_share * n), f"{split}-world", s + 10)
-        dit = ("dit", a.dit_pairs if split == "train" else 0, f"{split}-dit", s + 20)
-        for source, pairs, name, seed in (("footage", n, split, s), world, dit):
+        for source, pairs, name, seed in (("footage", n, split, s), world):
             path = a.out / f"{name}.npz"
             if path.is_file() or not pairs:
                 continue
@@ -665,7 +626,6 @@ def main(argv: list[str] | None = None) -> None:
                 "splits": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in SPLITS.items()},
                 "pairs": {"train": a.pairs, "calibration": a.calibration_pairs, "test": a.test_pairs},
                 "world_share": a.world_share,
-                "dit_pairs": a.dit_pairs,
             },
             indent=2,
         )

@@ -12,8 +12,7 @@ which `--export` copies to detector/weights/. `--exclude-decoder X` trains witho
 
 Each step draws half real, half fake *pairs*: the same crop of the same source frame, once
 as filmed and once through a decoder, after the same codec; so the only thing that tells
-the two apart is the decoder's trace. With `--dit`, a share of the pairs (train-dit.npz's share of
-all pairs) are the generator's DiT samples against renders of the same specs.
+the two apart is the decoder's trace.
 """
 
 from __future__ import annotations
@@ -59,7 +58,6 @@ class TrainConfig(RunConfig):
     gif_p: float = 0.0  # share of pairs published through a GIF palette (both alike)
     grain_p: float = 0.0  # share of pairs with noise added after the decoder (both alike)
     exclude_decoder: str = ""  # train without this decoder's fakes
-    dit: bool = False  # also the generator's DiT samples vs renders (train-dit.npz), by their share
     ckpt_minutes: float = 5.0
     threads: int = 2
 
@@ -76,11 +74,10 @@ def load_split(data: Path, split: str, exclude: str = "") -> dict[str, np.ndarra
 
 
 def draw_batch(
-    d: dict[str, np.ndarray], cfg: TrainConfig, rng: np.random.Generator, pairs: int | None = None
+    d: dict[str, np.ndarray], cfg: TrainConfig, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(frame, prev, label): `pairs` (default cfg.batch / 2) pairs of the same crop as real (0) and
-    fake (1)."""
-    half = cfg.batch // 2 if pairs is None else pairs
+    """(frame, prev, label): cfg.batch crops, pairs of the same crop as real (0) and fake (1)."""
+    half = cfg.batch // 2
     n, t, h, w, _ = d["real"].shape
     pick = rng.integers(0, n, half)
     ts = rng.integers(1, t, half)
@@ -163,11 +160,6 @@ def main(argv: list[str] | None = None) -> dict | None:
                          "--minutes")
     rank, world, rng = init_process(cfg.seed, cfg.threads)
     train = load_split(Path(cfg.data), "train", cfg.exclude_decoder)
-    dit_path = Path(cfg.data) / "train-dit.npz"  # DiT samples vs renders: 64 px, drawn apart
-    if cfg.dit and not dit_path.is_file():
-        raise SystemExit(f"--dit: {dit_path} is missing (python -m trustframe.detector.data --dit-pairs N)")
-    dit = dict(np.load(dit_path)) if cfg.dit else None
-    dit_share = len(dit["real"]) / (len(dit["real"]) + len(train["real"])) if dit else 0.0
 
     net = create_detector(cfg.size)
     model = torch.nn.parallel.DistributedDataParallel(net) if world > 1 else net
@@ -176,17 +168,13 @@ def main(argv: list[str] | None = None) -> dict | None:
     if run.resume({"model": net, "opt": opt}) and not run.log and (run.dir / "history.json").is_file():
         run.log = json.loads((run.dir / "history.json").read_text())  # a run of the older trainer
     if rank == 0:
-        print(f"{cfg.name}: {len(train['real'])} pairs (+ {len(dit['real']) if dit else 0} DiT pairs), "
-              f"{sum(p.numel() for p in net.parameters())} parameters, from step {run.step}", flush=True)
+        print(f"{cfg.name}: {len(train['real'])} pairs, {sum(p.numel() for p in net.parameters())} "
+              f"parameters, from step {run.step}", flush=True)
     net.train()
     losses = []
     while run.running():
         set_lr(opt, cosine_lr(cfg.lr, run.step, run.frac, warmup=100))
-        k = int(rng.binomial(cfg.batch // 2, dit_share)) if dit else 0  # DiT pairs, by their share
-        parts = [draw_batch(train, cfg, rng, cfg.batch // 2 - k)]
-        if k:
-            parts.append(draw_batch(dit, cfg, rng, k))
-        cur, pre, label = (torch.cat(t) for t in zip(*parts, strict=True))
+        cur, pre, label = draw_batch(train, cfg, rng)
         logit = model(cur, pre).mean(dim=(1, 2, 3))
         loss = F.binary_cross_entropy_with_logits(logit, label)
         opt.zero_grad(set_to_none=True)

@@ -274,7 +274,7 @@ def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
     py = sys.executable
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     data = ["--out", "data", "--pairs", "8", "--calibration-pairs", "8", "--test-pairs", "4",
-            "--dit-pairs", "2", "--ae-minutes", "0.02", "--threads", "1"]
+            "--ae-minutes", "0.02", "--threads", "1"]
     subprocess.run([py, "-m", "trustframe.detector.data", *data], check=True, env=env, capture_output=True,
                    timeout=300)
     d = np.load(tmp_path / "data" / "train.npz")
@@ -285,12 +285,9 @@ def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
     from trustframe.detector.train import load_split
 
     assert len(load_split(tmp_path / "data", "train")["real"]) == 10
-    dit = np.load(tmp_path / "data" / "train-dit.npz")  # the DiT's samples vs renders, training split only
-    assert dit["real"].shape == (2, 5, 64, 64, 3) and (dit["decoder"] == -1).all()
-    assert not (tmp_path / "data" / "calibration-dit.npz").exists()
     # a second data set through the same autoencoders: none retrained
     wide = ["--out", "wide", "--autoencoders", "data", "--min-scale", "0.5", "--pairs", "4",
-            "--calibration-pairs", "4", "--test-pairs", "4", "--dit-pairs", "0", "--threads", "1"]
+            "--calibration-pairs", "4", "--test-pairs", "4", "--threads", "1"]
     subprocess.run([py, "-m", "trustframe.detector.data", *wide], check=True, env=env, capture_output=True,
                    timeout=300)
     record = json.loads((tmp_path / "wide" / "data.json").read_text())
@@ -299,9 +296,8 @@ def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
         "autoencoders"]["sd2d-f8"]
     assert not list((tmp_path / "wide").glob("*.safetensors"))
     args = ["--data", "data", "--size", "det-tiny", "--batch", "8", "--name", "smoke", "--threads", "1"]
-    r = subprocess.run([py, "-m", "trustframe.detector.train", *args, "--dit", "--minutes", "0.05"],
-                       check=True, env=env, capture_output=True, text=True, timeout=300)
-    assert "10 pairs (+ 2 DiT pairs)" in r.stdout
+    subprocess.run([py, "-m", "trustframe.detector.train", *args, "--minutes", "0.05"], check=True, env=env,
+                   capture_output=True, timeout=300)
     card = json.loads((tmp_path / "runs" / "smoke" / "smoke.json").read_text())
     steps = card["steps"]
     assert steps > 0 and card["calibration"]["threshold_logit"] >= card["calibration"]["uncertain_logit"]
@@ -312,20 +308,6 @@ def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
     assert "resumed at step" in r.stdout
     card = json.loads((tmp_path / "runs" / "smoke" / "smoke.json").read_text())
     assert card["steps"] > steps
-
-
-def test_a_dit_pair_is_a_render_and_the_generators_sample_of_the_same_spec():
-    from trustframe.detector.data import DIT_PX, FRAMES, make_dit_pair
-    from trustframe.generator.models import load_generator
-
-    rng = np.random.default_rng(0)
-    g = load_generator()
-    for _ in range(2):
-        real, fake, t, (qp_real, qp_fake) = make_dit_pair(g, rng)
-        assert real.shape == fake.shape == (FRAMES, DIT_PX, DIT_PX, 3)
-        assert real.dtype == fake.dtype == np.uint8
-        assert t.scale == 1.0 and np.isfinite(qp_real) == np.isfinite(qp_fake) == (t.codec == "h264")
-        assert np.abs(real.astype(int) - fake.astype(int)).mean() > 2  # a sample, not a copy
 
 
 def test_the_treatment_downscales_up_to_4x_from_a_source_made_large_enough():
