@@ -31,7 +31,7 @@ def _read_folder(folder: Path, s: Settings) -> list[media.Frames]:
     out = []
     for path in expand([folder]):
         try:
-            frames = media.read(path, max_frames=8, settings=s)
+            frames = media.read(path, max_frames=8, settings=s, quantiser=True)
         except TrustFrameError:
             continue
         if min(frames.height, frames.width) >= 64:

@@ -139,7 +139,7 @@ class DetectorResult:
     heatmap: np.ndarray | None = field(default=None, repr=False)  # top frame's evidence per patch, 0..1
     top_pixels: np.ndarray | None = field(default=None, repr=False)  # that frame, uint8 HW3 (with heatmap)
     patch_px: int = 8  # input pixels per side of a heat-map patch (the network's stride)
-    h264_qp: float | None = None  # the file's H.264 quantiser, when read: its band's curve made `score`
+    h264_qp: float | None = None  # the file's H.264 quantiser, when read (`score` is calibrated for it)
 
     def heatmap_image(self) -> np.ndarray:
         """The top frame with its evidence painted over it (`heatmap_overlay`); needs score(heatmap=True)."""
@@ -261,7 +261,7 @@ class Detector:
     def score(self, frames: Frames, *, heatmap: bool = False) -> DetectorResult:
         """Score decoded frames. Raises UnsupportedMedia for frames smaller than MIN_SIDE."""
         picks, frame_logits = self.frame_logits(frames)
-        qp = frames.meta.get("h264_qp")  # media.read fills it for H.264 files
+        qp = frames.meta.get("h264_qp")  # media.read(..., quantiser=True) fills it for H.264 files
         idx = np.asarray(frames.indices)
         clip_logit = float(frame_logits.mean())
         rows = [

@@ -47,7 +47,7 @@ def detect(
     failed = False
     for path in expand(paths):
         try:
-            frames = media.read(path, max_frames=s.audit_frames, settings=s)
+            frames = media.read(path, max_frames=s.audit_frames, settings=s, quantiser=True)
             r = det.score(frames, heatmap=heatmap is not None)
         except TrustFrameError as e:
             failed = True
@@ -91,7 +91,7 @@ def _score_folder(det, folder: Path, s) -> tuple[list[str], np.ndarray, np.ndarr
     names, logits, probs = [], [], []
     for path in expand([folder]):
         try:
-            frames = media.read(path, max_frames=s.audit_frames, settings=s)
+            frames = media.read(path, max_frames=s.audit_frames, settings=s, quantiser=True)
             logit = det.logit(frames)
         except TrustFrameError as e:
             typer.echo(f"skipped {path}: {e}", err=True)

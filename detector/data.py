@@ -258,9 +258,9 @@ def sharpen(clip: np.ndarray, amount: float) -> np.ndarray:
     return np.clip(clip + amount * (clip - soft), 0, 255).astype(np.uint8)
 
 
-def h264_qp(clip: np.ndarray, crf: int) -> tuple[np.ndarray, float]:
+def h264_with_qp(clip: np.ndarray, crf: int) -> tuple[np.ndarray, float]:
     """The clip through H.264 at `crf`, decoded, and the stream's quantiser (`media.h264_qp`: what
-    the detector's calibration reads from an H.264 file)."""
+    the detector's calibration reads from an H.264 file; NaN if none could be read)."""
     import av
 
     from trustframe.media import encode_video, h264_qp
@@ -271,11 +271,12 @@ def h264_qp(clip: np.ndarray, crf: int) -> tuple[np.ndarray, float]:
     with av.open(buf) as c:
         out = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
     buf.seek(0)
-    return out[: len(clip), : clip.shape[1], : clip.shape[2]], h264_qp(buf)
+    qp = h264_qp(buf)
+    return out[: len(clip), : clip.shape[1], : clip.shape[2]], float("nan") if qp is None else qp
 
 
 def h264(clip: np.ndarray, crf: int) -> np.ndarray:
-    return h264_qp(clip, crf)[0]
+    return h264_with_qp(clip, crf)[0]
 
 
 def jpeg(clip: np.ndarray, quality: int) -> np.ndarray:
@@ -334,7 +335,7 @@ class Treatment:
             clip = np.stack([cv2.resize(f, (side, side), interpolation=cv2.INTER_AREA) for f in clip])
         clip = np.ascontiguousarray(clip[:, self.top : self.top + out, self.left : self.left + out])
         if self.codec == "h264":
-            return h264_qp(clip, self.quality)
+            return h264_with_qp(clip, self.quality)
         if self.codec == "jpeg":
             return jpeg(clip, self.quality), float("nan")
         return clip, float("nan")

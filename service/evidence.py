@@ -82,7 +82,7 @@ def heatmap_png(path: str | os.PathLike, s: Settings) -> bytes:
 
     from trustframe.detector.api import load
 
-    frames = media.read(path, max_frames=s.audit_frames, settings=s)
+    frames = media.read(path, max_frames=s.audit_frames, settings=s, quantiser=True)
     r = load(s.detector_preset).score(frames, heatmap=True)
     buf = io.BytesIO()
     Image.fromarray(r.heatmap_image()).save(buf, format="PNG")
@@ -144,7 +144,7 @@ def audit_file(path: str | os.PathLike, settings: Settings | None = None, *,
         mime = info.media_type
         digest = _sha256(path)
         prov = read_provenance(path, s)
-        frames = media.read(path, max_frames=s.audit_frames, settings=s, info=info)
+        frames = media.read(path, max_frames=s.audit_frames, settings=s, info=info, quantiser=detector)
         mark, wm = _watermark_signal(frames, s)
         recovered = None
         if wm is not None and wm.detected and wm.payload and not (prov.present and prov.state != "invalid"):

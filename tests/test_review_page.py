@@ -401,7 +401,7 @@ def test_detector_timeline_and_heat_map(world, page):
         text = det.inner_text()
         for expected in ("0.95", "Looks AI-generated", "Flags at 0.90 (set for 1 % false positives",
                          "tfdet-test", "frame 24 at 1.00 s: 0.97",
-                         "H.264 quantiser 38.5: scored against files compressed like it"):
+                         "H.264 quantiser 38.5: the score is calibrated for this compression"):
             assert expected in text, expected
         plot = det.locator("svg.timeline")
         assert plot.locator("circle").count() == 8 and plot.locator("circle.top").count() == 1

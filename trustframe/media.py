@@ -1,7 +1,8 @@
 """Media I/O: the one place that reads and writes pixels.
 
 Reading: images with Pillow; video with decord (fast path, MP4/MOV with H.264) and PyAV
-(everything else, and the fallback when decord fails). Every read first *probes* the file's
+(everything else, the fallback when decord fails, and an H.264 file whose quantiser is asked for:
+`h264_qp`, which the detector's calibration reads). Every read first *probes* the file's
 declared size, dimensions, frame count and duration and refuses it with `MediaTooLarge` before
 a frame is decoded. Writing: H.264 MP4 (yuv420p) through PyAV, PNG/JPEG/WebP through Pillow,
 always atomically (temp file in the same folder + rename).
@@ -235,10 +236,14 @@ def _probe_video(path: Path, media_type: str, size: int) -> MediaInfo:
 
 
 def read(path: str | os.PathLike, max_frames: int | None = None,
-         settings: Settings | None = None, info: MediaInfo | None = None) -> Frames:
+         settings: Settings | None = None, info: MediaInfo | None = None, *,
+         quantiser: bool = False) -> Frames:
     """Decode an image or video into `Frames`. With `max_frames`, a video is sampled evenly.
 
     `info` is this file's `probe()` result when the caller already has it (limits already checked).
+    With `quantiser`, an H.264 file's `h264_qp` goes into `meta["h264_qp"]` (the detector's
+    calibration reads it): such a file is then decoded by PyAV, which exports the quantiser on the
+    way (about as fast as decord here), instead of decord.
     Raises `UnsupportedMedia`, `CorruptMedia` or `MediaTooLarge`; never returns empty frames.
     """
     s = settings or load_settings()
@@ -246,15 +251,13 @@ def read(path: str | os.PathLike, max_frames: int | None = None,
     info = info or probe(path, s)
     if info.media_type in IMAGE_TYPES:
         return _read_image(path, info)
+    quantiser = quantiser and info.codec == "h264"
     frames = None
-    if info.media_type in ("video/mp4", "video/quicktime") and info.codec in ("h264", "hevc"):
+    if info.media_type in ("video/mp4", "video/quicktime") and info.codec in ("h264", "hevc") \
+            and not quantiser:
         frames = _read_video_decord(path, info, max_frames)
     if frames is None:
-        frames = _read_video_av(path, info, max_frames, s)
-    if info.codec == "h264":
-        qp = h264_qp(path)
-        if qp is not None:
-            frames.meta["h264_qp"] = qp
+        frames = _read_video_av(path, info, max_frames, s, quantiser)
     return frames
 
 
@@ -295,10 +298,12 @@ def _read_video_decord(path: Path, info: MediaInfo, max_frames: int | None) -> F
     return Frames(np.ascontiguousarray(data), fps or info.fps, str(path), info.media_type, idx, total)
 
 
-def _read_video_av(path: Path, info: MediaInfo, max_frames: int | None, s: Settings) -> Frames:
+def _read_video_av(path: Path, info: MediaInfo, max_frames: int | None, s: Settings,
+                   quantiser: bool = False) -> Frames:
     import av
 
     out: list[np.ndarray] = []
+    qps: list[float] = []  # the first QP_FRAMES frames' mean QP, with `quantiser`
     count = 0
     keep_every = 1
     if max_frames and info.frames > max_frames:
@@ -307,11 +312,15 @@ def _read_video_av(path: Path, info: MediaInfo, max_frames: int | None, s: Setti
         with _open_av(path) as c:
             st = c.streams.video[0]
             st.thread_type = "AUTO"
+            if quantiser:
+                st.codec_context.options = {"export_side_data": "venc_params"}
             for frame in c.decode(st):
                 if frame.width * frame.height > s.max_pixels or frame.width > s.max_width \
                         or frame.height > s.max_height:
                     raise MediaTooLarge(f"{path.name}: a frame is {frame.width}x{frame.height}, "
                                         "over the limits")
+                if quantiser and len(qps) < QP_FRAMES:
+                    qps += _frame_qp(frame)
                 if count % keep_every == 0 and (not max_frames or len(out) < max_frames):
                     out.append(frame.to_ndarray(format="rgb24"))
                 count += 1
@@ -327,31 +336,40 @@ def _read_video_av(path: Path, info: MediaInfo, max_frames: int | None, s: Setti
     if len(shapes) > 1:  # resolution changes mid-stream: keep the first resolution
         out = [a for a in out if a.shape == out[0].shape]
     idx = np.arange(0, count, keep_every)[: len(out)]
-    return Frames(np.stack(out), info.fps, str(path), info.media_type, idx, count)
+    meta = {"h264_qp": float(np.median(qps))} if qps else {}
+    return Frames(np.stack(out), info.fps, str(path), info.media_type, idx, count, meta)
 
 
-def h264_qp(source, max_frames: int = 8) -> float | None:
+QP_FRAMES = 8  # an H.264 file's quantiser is the median over this many first frames
+
+
+def h264_qp(source, max_frames: int = QP_FRAMES) -> float | None:
     """How hard an H.264 stream was quantised: the median over its first `max_frames` frames of
     each frame's mean macroblock QP (libavcodec exports them as `venc_params` side data). 0-51;
     CRF 23 gives about 25-30. None when the stream carries no H.264 quantiser (another codec) or
-    cannot be decoded. `source` is a path or a seekable binary stream."""
+    cannot be decoded. `source` is a path or a seekable binary stream. (`read(..., quantiser=True)`
+    gives the same on the way.)"""
     import av
 
-    per_frame = []
+    per_frame: list[float] = []
     try:
         with av.open(source if hasattr(source, "read") else str(source), metadata_errors="ignore") as c:
             st = c.streams.video[0]
             st.codec_context.options = {"export_side_data": "venc_params"}
-            st.codec_context.thread_count = 1
+            st.thread_type = "AUTO"
             for frame in c.decode(st):
-                params = [d for d in frame.side_data if d.type.name == "VIDEO_ENC_PARAMS"]
-                if params and params[0].nb_blocks:
-                    per_frame.append(_mean_qp(params[0]))
+                per_frame += _frame_qp(frame)
                 if len(per_frame) >= max_frames:
                     break
     except (av.error.FFmpegError, IndexError, ValueError):
         return None
     return float(np.median(per_frame)) if per_frame else None
+
+
+def _frame_qp(frame) -> list[float]:
+    """[the frame's mean macroblock QP], or [] when it carries no H.264 encoding parameters."""
+    params = [d for d in frame.side_data if d.type.name == "VIDEO_ENC_PARAMS"]
+    return [_mean_qp(params[0])] if params and params[0].nb_blocks else []
 
 
 def _mean_qp(params) -> float:

@@ -567,7 +567,7 @@
         "false positives on real footage)"],
       ["Model", h("span", { class: "mono", text: det.model })],
       ["Compression", det.h264_qp !== null && det.h264_qp !== undefined
-        ? `H.264 quantiser ${det.h264_qp}: scored against files compressed like it` : null],
+        ? `H.264 quantiser ${det.h264_qp}: the score is calibrated for this compression` : null],
       ["Highest frame", top ? `frame ${top.frame} at ${seconds(top.time_s)}: ${fmt2(top.score)}` : null],
     ]));
     if (frames.length >= 2) {
