@@ -311,9 +311,11 @@ def _read_video_av(path: Path, info: MediaInfo, max_frames: int | None, s: Setti
     try:
         with _open_av(path) as c:
             st = c.streams.video[0]
-            st.thread_type = "AUTO"
-            if quantiser:
+            if quantiser:  # one decoding thread: with frame threads the QP read varied run to run
                 st.codec_context.options = {"export_side_data": "venc_params"}
+                st.codec_context.thread_count = 1
+            else:
+                st.thread_type = "AUTO"
             for frame in c.decode(st):
                 if frame.width * frame.height > s.max_pixels or frame.width > s.max_width \
                         or frame.height > s.max_height:
@@ -356,7 +358,7 @@ def h264_qp(source, max_frames: int = QP_FRAMES) -> float | None:
         with av.open(source if hasattr(source, "read") else str(source), metadata_errors="ignore") as c:
             st = c.streams.video[0]
             st.codec_context.options = {"export_side_data": "venc_params"}
-            st.thread_type = "AUTO"
+            st.codec_context.thread_count = 1  # as in read(): frame threads made the read vary
             for frame in c.decode(st):
                 per_frame += _frame_qp(frame)
                 if len(per_frame) >= max_frames:
