@@ -261,17 +261,12 @@ def sharpen(clip: np.ndarray, amount: float) -> np.ndarray:
 def h264_with_qp(clip: np.ndarray, crf: int) -> tuple[np.ndarray, float]:
     """The clip through H.264 at `crf`, decoded, and the stream's quantiser (`media.h264_qp`: what
     the detector's calibration reads from an H.264 file; NaN if none could be read)."""
-    import av
-
-    from trustframe.media import encode_video, h264_qp
+    from trustframe.media import decode_h264, encode_video
 
     buf = io.BytesIO()
     encode_video(clip, buf, fps=25, crf=crf, preset="medium", threads=1)
     buf.seek(0)
-    with av.open(buf) as c:
-        out = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
-    buf.seek(0)
-    qp = h264_qp(buf)
+    out, qp = decode_h264(buf)  # one decode gives both
     return out[: len(clip), : clip.shape[1], : clip.shape[2]], float("nan") if qp is None else qp
 
 

@@ -353,19 +353,41 @@ def h264_qp(source, max_frames: int = QP_FRAMES) -> float | None:
     gives the same on the way.)"""
     import av
 
-    per_frame: list[float] = []
     try:
-        with av.open(source if hasattr(source, "read") else str(source), metadata_errors="ignore") as c:
-            st = c.streams.video[0]
-            st.codec_context.options = {"export_side_data": "venc_params"}
-            st.codec_context.thread_count = 1  # as in read(): frame threads made the read vary
-            for frame in c.decode(st):
-                per_frame += _frame_qp(frame)
-                if len(per_frame) >= max_frames:
-                    break
+        _, per_frame = _decode_with_qp(source, max_frames, keep_frames=False)
     except (av.error.FFmpegError, IndexError, ValueError):
         return None
     return float(np.median(per_frame)) if per_frame else None
+
+
+def decode_h264(source) -> tuple[np.ndarray, float | None]:
+    """Every frame of an H.264 stream (uint8 RGB, (T, H, W, 3)) and its quantiser as `h264_qp` reads
+    it, from one decode. `source` is a path or a seekable binary stream; decoding errors propagate."""
+    frames, per_frame = _decode_with_qp(source, QP_FRAMES, keep_frames=True)
+    return np.stack(frames), float(np.median(per_frame)) if per_frame else None
+
+
+def _decode_with_qp(source, qp_frames: int, keep_frames: bool) -> tuple[list[np.ndarray], list[float]]:
+    """Decode `source` with libavcodec's `venc_params` side data exported, on one thread (as in read():
+    frame threads made the per-frame QP vary run to run): (its frames as RGB when `keep_frames`, the
+    mean QP of each of its first `qp_frames` frames that carry one). Without `keep_frames` it stops
+    once it has those."""
+    import av
+
+    frames: list[np.ndarray] = []
+    per_frame: list[float] = []
+    with av.open(source if hasattr(source, "read") else str(source), metadata_errors="ignore") as c:
+        st = c.streams.video[0]
+        st.codec_context.options = {"export_side_data": "venc_params"}
+        st.codec_context.thread_count = 1
+        for frame in c.decode(st):
+            if len(per_frame) < qp_frames:
+                per_frame += _frame_qp(frame)
+            if keep_frames:
+                frames.append(frame.to_ndarray(format="rgb24"))
+            elif len(per_frame) >= qp_frames:
+                break
+    return frames, per_frame
 
 
 def _frame_qp(frame) -> list[float]:
