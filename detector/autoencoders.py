@@ -12,13 +12,14 @@ field's generators decode, and add the generator's own shipped `tfvae-f4c8`:
   generator's own `VideoVAE` architecture at another size;
 - `tfvae-f4c8`: the generator's shipped VAE (pixel-unshuffle 2x, then 2x nearest + conv).
 
+The three trained here ship as weights (`detector/weights/<name>.*`), made by
+`python -m trustframe.detector.train_autoencoder --recipe <name>`: L1 first, then the decoder
+against a `PatchDiscriminator`.
+
 Layouts: clips are float tensors (N, 3, T, H, W) in [-1, 1]; H, W multiples of 8.
 """
 
 from __future__ import annotations
-
-import time
-from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -84,6 +85,30 @@ class CausalVideoAutoencoder(nn.Module):
         return self.vae.decode(self.vae.encode(x), *x.shape[2:])
 
 
+class PatchDiscriminator(nn.Module):
+    """A PatchGAN critic on frames (N, 3, H, W) -> a logit map (N, 1, H/8, W/8): three spectrally
+    normalised stride-2 convolutions, as the critics that taught latent generators' decoders to
+    invent texture (Esser et al., taming transformers; Rombach et al., Stable Diffusion's VAE)."""
+
+    def __init__(self, width: int = 32):
+        super().__init__()
+        sn = nn.utils.spectral_norm
+        self.net = nn.Sequential(
+            sn(nn.Conv2d(3, width, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(width, 2 * width, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(2 * width, 4 * width, 4, 2, 1)), nn.LeakyReLU(0.2),
+            sn(nn.Conv2d(4 * width, 1, 3, 1, 1)),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+def decoder_of(model: nn.Module) -> nn.Module:
+    """The decoding half of an autoencoder made by `create_autoencoder` (what an adversarial stage trains)."""
+    return model.vae.decoder if isinstance(model, CausalVideoAutoencoder) else model.decoder
+
+
 def create_autoencoder(name: str) -> nn.Module:
     if name == "sd2d-f8":
         return FrameAutoencoder("nearest")
@@ -104,56 +129,10 @@ def load_shipped_vae() -> nn.Module:
     return CausalVideoAutoencoder(vae.eval())
 
 
-@dataclass
-class AutoencoderRun:
-    name: str
-    steps: int
-    seconds: float
-    psnr_db: float  # on held-out clips, after training
-
-
 def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
     """PSNR in dB of two tensors in [-1, 1]."""
     mse = float(((a.clamp(-1, 1) - b.clamp(-1, 1)) / 2).pow(2).mean())
     return 10 * np.log10(1.0 / max(mse, 1e-12))
-
-
-def train_autoencoder(
-    name: str,
-    clips,
-    heldout: torch.Tensor,
-    *,
-    minutes: float,
-    batch: int = 16,
-    lr: float = 2e-3,
-    seed: int = 0,
-) -> tuple[nn.Module, AutoencoderRun]:
-    """Train autoencoder `name` for `minutes` on batches drawn by `clips(batch, rng)` -> (N, 3, T, H, W).
-
-    L1 reconstruction loss, AdamW, cosine decay over the time budget. Returns the model in eval
-    mode and its run record (PSNR on `heldout`).
-    """
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    model = create_autoencoder(name)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    budget, t0, step = minutes * 60.0, time.time(), 0
-    model.train()
-    while (elapsed := time.time() - t0) < budget:
-        for g in opt.param_groups:
-            g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * min(1.0, elapsed / budget)))
-        x = clips(batch, rng)
-        loss = (model(x) - x).abs().mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        step += 1
-    model.eval()
-    with torch.no_grad():
-        score = np.mean(
-            [psnr(model(heldout[i : i + 4]), heldout[i : i + 4]) for i in range(0, len(heldout), 4)]
-        )
-    return model, AutoencoderRun(name, step, time.time() - t0, float(score))
 
 
 @torch.no_grad()

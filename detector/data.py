@@ -13,7 +13,9 @@ turned into video by a simulated camera (pan, zoom, hand-held shake, sensor nois
 real here: no generative model made it, and a detector that calls every flat graphic AI is no
 use to a moderator. So are the generator's procedural world renders (`WorldSampler`: flat colours
 and shapes in motion), stored apart as `{split}-world.npz`, a quarter as many pairs as the footage.
-Fake: the same clips through an autoencoder (`autoencoders.DECODERS`), encode -> decode.
+Fake: the same clips through an autoencoder (`autoencoders.DECODERS`), encode -> decode: the three
+trained for this, which ship as weights (`python -m trustframe.detector.train_autoencoder --recipe
+NAME`; `--autoencoders DIR` takes others), and the generator's VAE.
 
 Sharpness is taken off the table first: each pair is brought to the same fine-detail energy
 (`match_detail`: the real blurred down, or the fake sharpened up), so "blurry = fake" cannot be
@@ -55,10 +57,9 @@ from trustframe.detector.autoencoders import (
     TRAINED_HERE,
     create_autoencoder,
     load_shipped_vae,
-    psnr,
     reconstruct,
-    train_autoencoder,
 )
+from trustframe.training import load_weights
 
 FRAMES = 5  # 1 + 4: one period of a 4x temporal VAE after its first frame
 STORE_PX = 96  # stored clips; training crops are smaller
@@ -471,65 +472,32 @@ def training_clips(sampler: SourceSampler, px: int = 64, frames: int = FRAMES):
     return draw
 
 
-def _train_one(args: tuple[str, Path, float, int]) -> tuple[str, dict]:
-    """Train one autoencoder in its own process (one thread) and save it; (name, its record)."""
-    from safetensors.torch import save_file
-
-    name, out, minutes, seed = args
-    torch.set_num_threads(1)
-    heldout = training_clips(SourceSampler("calibration"))(16, np.random.default_rng(seed + 99))
-    draw = training_clips(SourceSampler("train"), frames=FRAMES if name.startswith("causal3d") else 2)
-    model, run = train_autoencoder(name, draw, heldout, minutes=minutes, seed=seed + TRAINED_HERE.index(name))
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / f"{name}.safetensors"))
-    print(f"autoencoder {name}: {run.steps} steps, PSNR {run.psnr_db:.2f} dB", flush=True)
-    return name, {"steps": run.steps, "seconds": round(run.seconds, 1),
-                  "psnr_db_calibration_clips": round(run.psnr_db, 2)}
+def decoder_checkpoints(folder: Path | None = None) -> dict:
+    """{name: Checkpoint} of the autoencoders trained for the fakes (`autoencoders.TRAINED_HERE`):
+    the shipped ones (`python -m trustframe.detector.train_autoencoder --recipe NAME`), or
+    `folder/NAME.safetensors` + card."""
+    return {
+        n: load_weights("detector", str(folder / f"{n}.safetensors") if folder else n) for n in TRAINED_HERE
+    }
 
 
-def build_autoencoders(out: Path, minutes: float, seed: int) -> dict[str, dict]:
-    """Train (or load, when `out` already has them) the autoencoders made for this data set, all
-    at once, each in its own process for `minutes`."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    out.mkdir(parents=True, exist_ok=True)
-    records = (
-        json.loads((out / "autoencoders.json").read_text()) if (out / "autoencoders.json").is_file() else {}
-    )
-    todo = [n for n in TRAINED_HERE if not ((out / f"{n}.safetensors").is_file() and n in records)]
-    if todo:
-        with ProcessPoolExecutor(len(todo)) as pool:
-            records.update(pool.map(_train_one, [(n, out, minutes, seed) for n in todo]))
-        records = {n: records[n] for n in TRAINED_HERE}
-        (out / "autoencoders.json").write_text(json.dumps(records, indent=2) + "\n")
-    heldout = training_clips(SourceSampler("calibration"))(16, np.random.default_rng(seed + 99))
-    vae = load_shipped_vae()
-    with torch.no_grad():
-        records["tfvae-f4c8"] = {
-            "psnr_db_calibration_clips": round(
-                float(np.mean([psnr(vae(heldout[i : i + 4]), heldout[i : i + 4]) for i in range(0, 16, 4)])),
-                2,
-            )
-        }
-    return records
-
-
-def load_decoders(out: Path) -> list:
-    """The models of DECODERS, in order, from `out` (the trained ones) and the generator's presets."""
-    from safetensors.torch import load_file
-
+def load_decoders(folder: Path | None = None) -> list:
+    """The models of DECODERS, in order: the trained ones (`decoder_checkpoints`) and the
+    generator's shipped VAE."""
+    trained = decoder_checkpoints(folder)
     models = []
     for name in DECODERS:
         if name == "tfvae-f4c8":
             models.append(load_shipped_vae())
             continue
         m = create_autoencoder(name)
-        m.load_state_dict(load_file(str(out / f"{name}.safetensors")))
+        m.load_state_dict(trained[name].state_dict)
         models.append(m.eval())
     return models
 
 
-def _build_chunk(args: tuple[str, str, int, int, Path, int, float]) -> dict[str, np.ndarray]:
-    split, source, pairs, offset, autoencoders, seed, min_scale = args
+def _build_chunk(args: tuple[str, str, int, int, Path | None, int, float]) -> dict[str, np.ndarray]:
+    split, source, pairs, offset, autoencoders, seed, min_scale = args  # autoencoders: a folder or None
     torch.set_num_threads(1)
     decoders = load_decoders(autoencoders)
     rng = np.random.default_rng([seed, offset])
@@ -556,11 +524,12 @@ def _build_chunk(args: tuple[str, str, int, int, Path, int, float]) -> dict[str,
 
 
 def build_split(
-    split: str, pairs: int, autoencoders: Path, seed: int, workers: int = 2, min_scale: float = MIN_SCALE,
-    source: str = "footage",
+    split: str, pairs: int, autoencoders: Path | None, seed: int, workers: int = 2,
+    min_scale: float = MIN_SCALE, source: str = "footage",
 ) -> dict[str, np.ndarray]:
     """`pairs` pairs of `split` from `source` (a key of SAMPLERS) through the decoders in
-    `autoencoders`, made in `workers` processes (each its own seeded stream)."""
+    `autoencoders` (a folder; None: the shipped ones), made in `workers` processes (each its own
+    seeded stream)."""
     from concurrent.futures import ProcessPoolExecutor
 
     size = -(-pairs // workers)
@@ -578,9 +547,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--pairs", type=int, default=2000, help="training pairs (real + fake)")
     p.add_argument("--calibration-pairs", type=int, default=400)
     p.add_argument("--test-pairs", type=int, default=300)
-    p.add_argument("--ae-minutes", type=float, default=4.0, help="training time per autoencoder")
     p.add_argument("--autoencoders", type=Path, default=None,
-                   help="use the autoencoders trained in this folder (default: train them into --out)")
+                   help="a folder of NAME.safetensors + card for each autoencoder trained here (default: "
+                        "the shipped ones)")
     p.add_argument("--min-scale", type=float, default=MIN_SCALE,
                    help="the treatment's strongest downscale (0.1-1)")
     p.add_argument("--world-share", type=float, default=0.25,
@@ -594,8 +563,10 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--min-scale must be in 0.1-1, got {a.min_scale}")
     if not 0 <= a.world_share <= 1:
         raise SystemExit(f"--world-share must be in 0-1, got {a.world_share}")
-    autoencoders = a.autoencoders or a.out
-    records = build_autoencoders(autoencoders, a.ae_minutes, a.seed)
+    records = {n: {"command": c.card.get("command", ""), **c.card.get("metrics", {})}
+               for n, c in decoder_checkpoints(a.autoencoders).items()}
+    for r in records.values():
+        r.pop("history_tail", None)
     a.out.mkdir(parents=True, exist_ok=True)
     for split, n, s in (
         ("train", a.pairs, a.seed + 1),
@@ -607,7 +578,7 @@ def main(argv: list[str] | None = None) -> None:
             path = a.out / f"{name}.npz"
             if path.is_file() or not pairs:
                 continue
-            d = build_split(split, pairs, autoencoders, seed, a.threads, a.min_scale, source)
+            d = build_split(split, pairs, a.autoencoders, seed, a.threads, a.min_scale, source)
             np.savez(path, **d)
             print(f"{name}: {pairs} pairs in {time.time() - t0:.0f} s", flush=True)
     (a.out / "data.json").write_text(
@@ -617,7 +588,7 @@ def main(argv: list[str] | None = None) -> None:
                 + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
                 "decoders": list(DECODERS),
                 "autoencoders": records,
-                "autoencoders_folder": str(autoencoders),
+                "autoencoders_folder": str(a.autoencoders or "shipped"),
                 "min_scale": a.min_scale,
                 "splits": {k: {kk: str(vv) for kk, vv in v.items()} for k, v in SPLITS.items()},
                 "pairs": {"train": a.pairs, "calibration": a.calibration_pairs, "test": a.test_pairs},

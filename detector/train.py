@@ -18,7 +18,7 @@ the two apart is the decoder's trace.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -34,9 +34,7 @@ from trustframe.training import (
     Run,
     RunConfig,
     cosine_lr,
-    export,
     finish_process,
-    git_commit,
     init_process,
     parse_config,
     set_lr,
@@ -231,18 +229,9 @@ def calibrate_and_export(net, cfg: TrainConfig, command: str, run: Run) -> dict:
             "fake": "the same clips through the decoders " + ", ".join(DECODERS),
             "autoencoders": data_card.get("autoencoders", {}),
         },
-        "command": command,
-        "train_config": asdict(cfg),
-        "steps": run.step,
-        "train_minutes": round(run.minutes, 1),
-        "metrics": {**metrics, "history_tail": run.log[-3:]},
-        "commit": git_commit(),
     }
     print(f"calibration split: AUC {auc:.4f}, TPR at 1 % FPR {tpr:.3f}", flush=True)
-    weights = run.write(net.state_dict(), card)
-    if cfg.export:
-        export("detector", [weights])
-    return run.result([weights], metrics)
+    return run.finish("detector", net.state_dict(), card, command, metrics)
 
 
 if __name__ == "__main__":

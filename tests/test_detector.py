@@ -274,7 +274,7 @@ def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
     py = sys.executable
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     data = ["--out", "data", "--pairs", "8", "--calibration-pairs", "8", "--test-pairs", "4",
-            "--ae-minutes", "0.02", "--threads", "1"]
+            "--threads", "1"]
     subprocess.run([py, "-m", "trustframe.detector.data", *data], check=True, env=env, capture_output=True,
                    timeout=300)
     d = np.load(tmp_path / "data" / "train.npz")
@@ -285,16 +285,16 @@ def test_training_smoke_runs_resumes_and_calibrates(tmp_path, monkeypatch):
     from trustframe.detector.train import load_split
 
     assert len(load_split(tmp_path / "data", "train")["real"]) == 10
-    # a second data set through the same autoencoders: none retrained
-    wide = ["--out", "wide", "--autoencoders", "data", "--min-scale", "0.5", "--pairs", "4",
-            "--calibration-pairs", "4", "--test-pairs", "4", "--threads", "1"]
-    subprocess.run([py, "-m", "trustframe.detector.data", *wide], check=True, env=env, capture_output=True,
-                   timeout=300)
-    record = json.loads((tmp_path / "wide" / "data.json").read_text())
-    assert record["autoencoders_folder"] == "data" and record["min_scale"] == 0.5
-    assert record["autoencoders"]["sd2d-f8"] == json.loads((tmp_path / "data" / "data.json").read_text())[
-        "autoencoders"]["sd2d-f8"]
-    assert not list((tmp_path / "wide").glob("*.safetensors"))
+    record = json.loads((tmp_path / "data" / "data.json").read_text())
+    assert record["autoencoders_folder"] == "shipped"  # the shipped decoders, with their cards' figures
+    assert set(record["autoencoders"]) == {"sd2d-f8", "tconv2d-f8", "causal3d-f8t4"}
+    assert all("train_autoencoder" in r["command"] for r in record["autoencoders"].values())
+    # a folder without the autoencoders is refused before any pair is made
+    other = ["--out", "other", "--autoencoders", "data", "--pairs", "4", "--threads", "1"]
+    r = subprocess.run([py, "-m", "trustframe.detector.data", *other], env=env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode != 0 and "no checkpoint data/sd2d-f8.safetensors" in r.stderr
+    assert not (tmp_path / "other").exists()
     args = ["--data", "data", "--size", "det-tiny", "--batch", "8", "--name", "smoke", "--threads", "1"]
     subprocess.run([py, "-m", "trustframe.detector.train", *args, "--minutes", "0.05"], check=True, env=env,
                    capture_output=True, timeout=300)

@@ -5,7 +5,8 @@
   a `--flag`;
 - `init_process` / `finish_process`: plain python, or DDP over gloo under torchrun;
 - `Run`: the run's folder (`<out>/<name>/`), its time budget (`running`, `frac`), resumable state
-  (`resume`, `save`, `checkpoint_due`) and its final weights + card (`write`);
+  (`resume`, `save`, `checkpoint_due`) and its final weights + card (`write`, or `finish`: the card's
+  common fields and `--export` too);
 - `cosine_lr`: the learning-rate schedule (warm-up, cosine over the elapsed share of the budget);
 - `load_weights`: a shipped preset or a run's checkpoint file, for `--init-from`;
 - `export`: a run's weights + card into the component's weights folder (`--export`).
@@ -182,6 +183,7 @@ class Run:
             ...; run.step += 1
             if master and run.checkpoint_due(): run.save({"model": net, "opt": opt})
         run.save(...); run.write(state_dict, card)    # rank 0: runs/<name>/<name>.{safetensors,json}
+        return run.finish(component, state_dict, card, command, metrics)  # or: the usual card + --export
 
     Every rank derives the stop and the schedule from rank 0's clock (`shared_elapsed`).
     """
@@ -256,6 +258,18 @@ class Run:
         stem = self.dir / (name or self.cfg.name)
         save_checkpoint(stem, state_dict, card)
         return stem.with_suffix(".safetensors")
+
+    def finish(self, component: str, state_dict: dict, card: dict, command: str, metrics: dict) -> dict:
+        """Write the weights with `card` completed by what every card says (the command, the config,
+        steps, minutes, metrics with the log's tail, the commit); `--export` copies them into
+        `component`'s weights folder. Returns `result`."""
+        card = {**card, "command": command, "train_config": asdict(self.cfg), "steps": self.step,
+                "train_minutes": round(self.minutes, 1),
+                "metrics": {**metrics, "history_tail": self.log[-3:]}, "commit": git_commit()}
+        weights = self.write(state_dict, card)
+        if self.cfg.export:
+            export(component, [weights])
+        return self.result([weights], metrics)
 
     def result(self, weights: list[Path], metrics: dict) -> dict:
         """What `main` returns (a recipe records it per stage)."""
