@@ -318,6 +318,8 @@ def load(name: str = DEFAULT_PRESET) -> Detector:
     else:
         ck = load_checkpoint("detector", name)
         state, card = ck.state_dict, ck.card
+    if card.get("kind", "detector") != "detector":
+        raise ConfigError(f"{name!r} is not a detector (its card's kind is {card['kind']!r})")
     try:
         return detector_from_checkpoint(state, card, name)
     except (KeyError, RuntimeError, TypeError) as e:

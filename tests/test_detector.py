@@ -261,6 +261,9 @@ def test_a_missing_or_damaged_preset_is_a_clear_error(tmp_path):
 
     with pytest.raises(ConfigError, match="no detector preset"):
         load("tfdet-nonexistent")
+    not_a_detector = r"'sd2d-f8' is not a detector \(its card's kind is 'autoencoder'\)"
+    with pytest.raises(ConfigError, match=not_a_detector):
+        load("sd2d-f8")  # the autoencoders that make the training fakes ship beside the detector
     (tmp_path / "x.safetensors").write_bytes(b"not safetensors")
     with pytest.raises(ConfigError, match="card"):
         load(str(tmp_path / "x.safetensors"))
