@@ -113,6 +113,11 @@ def wallpaper_path(folder: str, name: str, root: Path = Path("/usr/share")) -> P
     return (fit[-1] if fit else files[0]) if files else root / folder / name
 
 
+def wallpapers_installed() -> bool:
+    """Whether every wallpaper of WALLPAPERS is on this machine (Debian's two packages)."""
+    return all(wallpaper_path(f, n).is_file() for f, names in WALLPAPERS.items() for n in names)
+
+
 def wallpapers(names) -> list[np.ndarray]:
     """The wallpapers `names` as uint8 HWC, longest side at most WALLPAPER_PX. Raises ConfigError
     naming the Debian packages when one is missing."""
@@ -563,10 +568,9 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--min-scale must be in 0.1-1, got {a.min_scale}")
     if not 0 <= a.world_share <= 1:
         raise SystemExit(f"--world-share must be in 0-1, got {a.world_share}")
-    records = {n: {"command": c.card.get("command", ""), **c.card.get("metrics", {})}
+    records = {n: {"command": c.card.get("command", ""),
+                   **{k: v for k, v in c.card.get("metrics", {}).items() if k != "history_tail"}}
                for n, c in decoder_checkpoints(a.autoencoders).items()}
-    for r in records.values():
-        r.pop("history_tail", None)
     a.out.mkdir(parents=True, exist_ok=True)
     for split, n, s in (
         ("train", a.pairs, a.seed + 1),

@@ -61,6 +61,12 @@ class TrainConfig(RunConfig):
     ckpt_minutes: float = 5.0
 
 
+def training_frames(name: str) -> int:
+    """Frames per training clip: a 4x temporal VAE needs its period after the first frame; a 2D one
+    sees each frame alone, so two do."""
+    return FRAMES if name.startswith("causal3d") else 2
+
+
 @torch.no_grad()
 def heldout_psnr(model: torch.nn.Module, frames: int, clips: int = 6) -> dict[str, float]:
     """PSNR (dB) on test-split sources, the same clips every time, at each of HELDOUT_PX."""
@@ -100,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     _, world, rng = init_process(cfg.seed, cfg.threads)
     if world > 1:
         raise SystemExit("the autoencoders train in one process each (run the three side by side)")
-    frames = FRAMES if cfg.name.startswith("causal3d") else 2
+    frames = training_frames(cfg.name)
     draw = training_clips(SourceSampler("train"), px=cfg.px, frames=frames)
 
     model = create_autoencoder(cfg.name)

@@ -15,13 +15,13 @@ import torch
 import trustframe
 from trustframe import media
 from trustframe.detector.api import Calibration, heatmap_overlay, load, tile_origins
-from trustframe.detector.data import WALLPAPERS, wallpaper_path
+from trustframe.detector.data import wallpapers_installed
 from trustframe.detector.model import DETECTOR_SIZES, create_detector
 from trustframe.testing import scene
 
 # The detector's real footage includes Debian's wallpapers; .ci/run installs them.
 needs_wallpapers = pytest.mark.skipif(
-    not all(wallpaper_path(f, n).is_file() for f, names in WALLPAPERS.items() for n in names),
+    not wallpapers_installed(),
     reason="needs Debian's wallpapers (apt-get install mate-backgrounds plasma-workspace-wallpapers)",
 )
 

@@ -7,11 +7,11 @@ import torch
 from safetensors.torch import load_file
 
 from trustframe.detector.autoencoders import PatchDiscriminator, create_autoencoder, decoder_of
-from trustframe.detector.data import WALLPAPERS, wallpaper_path
+from trustframe.detector.data import wallpapers_installed
 from trustframe.detector.train_autoencoder import balance, main
 
 needs_wallpapers = pytest.mark.skipif(
-    not all(wallpaper_path(f, n).is_file() for f, names in WALLPAPERS.items() for n in names),
+    not wallpapers_installed(),
     reason="needs Debian's wallpapers (apt-get install mate-backgrounds plasma-workspace-wallpapers)",
 )
 
@@ -30,7 +30,7 @@ def test_the_adversarial_stage_trains_the_decoder_alone_and_keeps_its_critic(tmp
     assert encoder and decoder
     assert all(torch.equal(start[k], end[k]) for k in encoder)  # the latents stay the first stage's
     assert all(not torch.equal(start[k], end[k]) for k in decoder)  # every decoder layer learnt
-    state = torch.load(tmp_path / "adv" / "sd2d-f8" / "state.pt", weights_only=False)
+    state = torch.load(tmp_path / "adv" / "sd2d-f8" / "state.pt", weights_only=True)
     assert "critic" in state and "opt_critic" in state  # a resumed run continues the same game
     assert set(second["metrics"]["psnr_db_heldout_by_px"]) == {"64", "128", "192"}
 
