@@ -316,7 +316,7 @@ def load(name: str = DEFAULT_PRESET) -> Detector:
             raise ConfigError(f"{path}: no detector weights with a .json card beside them")
         state, card, name = load_file(str(path)), json.loads(path.with_suffix(".json").read_text()), path.stem
     else:
-        ck = load_checkpoint("detector", name)
+        ck = load_checkpoint("detector", name, kind="detector")
         state, card = ck.state_dict, ck.card
     if card.get("kind", "detector") != "detector":
         raise ConfigError(f"{name!r} is not a detector (its card's kind is {card['kind']!r})")

@@ -259,8 +259,8 @@ def test_evaluate_and_train_on_the_users_folders(home, folders, tmp_path, run_cl
 def test_a_missing_or_damaged_preset_is_a_clear_error(tmp_path):
     from trustframe.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="no detector preset"):
-        load("tfdet-nonexistent")
+    with pytest.raises(ConfigError, match=r"no detector preset 'tfdet-nonexistent' \(shipped: tfdet-s\)"):
+        load("tfdet-nonexistent")  # the autoencoders beside it are not offered as detectors
     not_a_detector = r"'sd2d-f8' is not a detector \(its card's kind is 'autoencoder'\)"
     with pytest.raises(ConfigError, match=not_a_detector):
         load("sd2d-f8")  # the autoencoders that make the training fakes ship beside the detector

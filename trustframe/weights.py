@@ -33,19 +33,23 @@ def weights_dir(component: str) -> Path:
     return Path(str(resources.files(f"trustframe.{component}") / "weights"))
 
 
-def presets(component: str) -> list[str]:
+def presets(component: str, kind: str | None = None) -> list[str]:
+    """`component`'s shipped presets; with `kind`, only those whose card says they are one (a card
+    without a kind is the component's own: the detector's folder also ships its autoencoders)."""
     d = weights_dir(component)
-    return sorted(p.stem for p in d.glob("*.json")) if d.is_dir() else []
+    cards = sorted(d.glob("*.json")) if d.is_dir() else []
+    return [p.stem for p in cards if kind is None or json.loads(p.read_text()).get("kind", component) == kind]
 
 
-def load_checkpoint(component: str, name: str) -> Checkpoint:
-    """Load preset `name` of `component` (safetensors; never pickle)."""
+def load_checkpoint(component: str, name: str, kind: str | None = None) -> Checkpoint:
+    """Load preset `name` of `component` (safetensors; never pickle); `kind` narrows the presets
+    a missing one's error lists."""
     from safetensors.torch import load_file
 
     d = weights_dir(component)
     card_path, tensors = d / f"{name}.json", d / f"{name}.safetensors"
     if not card_path.is_file() or not tensors.is_file():
-        have = ", ".join(presets(component)) or "none"
+        have = ", ".join(presets(component, kind)) or "none"
         raise ConfigError(f"no {component} preset {name!r} (shipped: {have})")
     return Checkpoint(name, json.loads(card_path.read_text()), load_file(str(tensors)), tensors)
 
