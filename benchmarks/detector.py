@@ -294,6 +294,10 @@ def fpr_rows(det: Detector, n: int) -> dict:
     kinds["heavy compression (CRF 40, then JPEG 30)"] = [jpeg(h264(c, 40), 30) for c in pans]
     kinds["GIF, 256 colours, Floyd-Steinberg"] = [gif_palette(c, 256, "floyd-steinberg") for c in pans]
     kinds["GIF, 256 colours, ordered dither"] = [gif_palette(c, 256, "ordered") for c in pans]
+    kinds["thumbnails (photo pans at 384 px, area-downscaled 6x to 64 px)"] = [
+        np.stack([cv2.resize(f, (64, 64), interpolation=cv2.INTER_AREA) for f in clip])
+        for clip in (camera_clip(test.photos[i % len(test.photos)], rng, 384) for i in range(n))
+    ]
     real_dev = SHARED / "real-video-dev"
     if real_dev.is_dir():
         kinds["camera video (real-video-dev)"] = [

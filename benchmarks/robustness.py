@@ -75,7 +75,6 @@ ROOT = Path(__file__).parents[1]
 RESULTS = Path(__file__).parent / "results"
 FAILURES = ROOT / "runs" / "robustness-failures"
 KINDS = ("mp4", "mov", "png", "jpg", "webp")
-VARIANTS = ("unsigned", "signed", "watermarked")
 COMMAND = "nice -n 19 .venv/bin/python benchmarks/robustness.py"
 
 
@@ -91,7 +90,7 @@ def trustframe_exe() -> str:
 class Original:
     name: str  # e.g. "watermarked.mp4"
     kind: str  # mp4 mov png jpg webp
-    variant: str  # unsigned signed watermarked
+    variant: str  # "unsigned", "signed" or "watermarked"
     path: Path
     data: bytes
     watermark_verified: bool | None = None
