@@ -411,6 +411,9 @@ def markdown(res: dict) -> str:
         ("dit", "The generator's own DiT"),
         ("shared_dev", "A generator nobody here built: AnimateDiff samples vs camera footage"),
     ):
+        if part == "leave_one_decoder_out" and not res.get(part):
+            lines.append(f"\n## {title}\n\nNot measured in this run: no `lodo-X` models in `--lodo` "
+                         "(made by `python -m trustframe.detector.train --exclude-decoder X --name lodo-X`).")
         if not res.get(part):
             continue
         lines += [
