@@ -136,7 +136,8 @@ def calibration_rows(det: Detector, test: dict, name: str, train_config: dict) -
     training published, overall and per codec bucket."""
     from trustframe.detector.train import TrainConfig, published
 
-    cfg = TrainConfig(**{k: v for k, v in train_config.items() if k in ("gif_p", "grain_p", "seed")})
+    publishing = ("gif_p", "grain_p", "jpeg_p", "seed")
+    cfg = TrainConfig(**{k: v for k, v in train_config.items() if k in publishing})
     d = published(test, cfg, seed=cfg.seed + 1)
     tags = np.r_[d["codec"], d["codec"]]
     labels = np.r_[np.zeros(len(d["real"])), np.ones(len(d["fake"]))]

@@ -34,12 +34,13 @@ QP_CENTER, QP_SCALE = 30.0, 10.0  # the quantiser as the H.264 calibration sees 
 class Calibration:
     """Logit -> P(AI-generated), and the label thresholds as logits.
 
-    A file's logit goes through isotonic knots (`x`, `y`). An H.264 file whose quantiser is read
-    (`media.h264_qp`) is calibrated with it (`h264`): its logit and quantiser are first combined by
-    a logistic regression on (logit, q, logit * q), q = (QP - 30) / 10, whose score then goes through
-    isotonic knots of its own. Compression moves both classes' logits, so one curve for every codec
-    is over-sure on heavily quantised video and under-sure on lightly quantised video. The label
-    thresholds stay one pair for every file (false-positive rates on all real footage).
+    A file's logit goes through isotonic knots (`x`, `y`; centred, so P rises strictly between
+    them). An H.264 file whose quantiser is read (`media.h264_qp`) is calibrated with it (`h264`):
+    its logit and quantiser are first combined by a logistic regression on (logit, q, logit * q),
+    q = (QP - 30) / 10, whose score then goes through isotonic knots of its own. Compression moves
+    both classes' logits, so one curve for every codec is over-sure on heavily quantised video and
+    under-sure on lightly quantised video. The label thresholds stay one pair for every file
+    (false-positive rates on all real footage).
     """
 
     x: list[float]
@@ -120,11 +121,21 @@ class Calibration:
 
 
 def _isotonic(logits: np.ndarray, labels: np.ndarray) -> tuple[list[float], list[float]]:
-    """The knots of an isotonic regression of labels on logits (P clipped to [0, 1])."""
+    """The knots of a centred isotonic regression of labels on logits (Oron & Flournoy 2017): each
+    block of the isotonic fit (one fitted P) becomes one knot at the mean logit of its clips (the two
+    end blocks: at the lowest and highest logit), so the curve rises strictly over every logit it was
+    fitted on. Plain isotonic knots give flat steps: every frame of a clip and most clips of a folder
+    then read the same score, and a timeline shows nothing."""
     from sklearn.isotonic import IsotonicRegression
 
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(logits, labels)
-    return [float(v) for v in iso.X_thresholds_], [float(v) for v in iso.y_thresholds_]
+    order = np.argsort(logits, kind="stable")
+    v, t = np.asarray(logits, np.float64)[order], np.asarray(labels, np.float64)[order]
+    fitted = IsotonicRegression(y_min=0.0, y_max=1.0).fit_transform(v, t)
+    starts = np.flatnonzero(np.r_[True, np.diff(fitted) != 0])
+    x = np.add.reduceat(v, starts) / np.diff(np.r_[starts, len(v)])
+    if len(x) > 1:  # the end blocks reach out to the extreme logits, so no calibration clip sits on a step
+        x[0], x[-1] = v[0], v[-1]
+    return [float(a) for a in x], [float(fitted[i]) for i in starts]
 
 
 @dataclass

@@ -23,7 +23,7 @@ learnt. Both clips of a pair then get the same treatment (one draw of the parame
 a downscale by 0.25-1x (half of the pairs; the source is made large enough that the stored clip
 is still 96 px, so a 0.5x pair was decoded at 192 px), crop, and H.264 at CRF 18-40 or JPEG at
 quality 60-95 or nothing. Publishing after that (a GIF palette, error-diffused or ordered dither,
-grain: `gif_palette`, `grain`) is drawn per training crop in `train.py`.
+grain, a JPEG re-save at quality 25-90: `Publishing`) is drawn per training crop in `train.py`.
 
 Splits by source, so no source image is in two of them:
 - train: the watermark's training photos, `china.jpg`, the first frames of both clips, and the
@@ -396,28 +396,38 @@ def grain(frames: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndar
 class Publishing:
     """One draw of what publishing does after the decoder, applied alike to both clips of a pair:
     a GIF palette of `colours` colours (0 = none) with one of DITHERS (`spread` scales an ordered
-    pattern, `phase` shifts it), and grain of `sigma` grey levels."""
+    pattern, `phase` shifts it), grain of `sigma` grey levels, and, for a file that is not a GIF,
+    a re-save as JPEG at `quality` (0 = none): a frame grab or a re-upload compressed twice, whose
+    8-px blocks a detector of 8x decoders takes for a decoder's grid unless real footage shows them."""
 
     colours: int
     dither: str
     spread: float
     phase: tuple[int, int]
     sigma: float
+    quality: int = 0
 
     @classmethod
-    def draw(cls, rng: np.random.Generator, gif_p: float, grain_p: float) -> Publishing:
+    def draw(cls, rng: np.random.Generator, gif_p: float, grain_p: float, jpeg_p: float = 0.0) -> Publishing:
         colours = int(rng.integers(32, 257)) if rng.random() < gif_p else 0
         dither = DITHERS[int(rng.choice(len(DITHERS), p=(0.2, 0.4, 0.4)))]
         spread = float(2 ** rng.uniform(-1, 1))
         phase = (int(rng.integers(8)), int(rng.integers(8)))
         sigma = float(rng.uniform(1.0, 4.0)) if rng.random() < grain_p else 0.0
-        return cls(colours, dither, spread, phase, sigma)
+        quality = int(rng.integers(25, 91)) if rng.random() < jpeg_p and not colours else 0
+        return cls(colours, dither, spread, phase, sigma, quality)
+
+    def __bool__(self) -> bool:
+        """Whether this draw changes a clip at all."""
+        return bool(self.colours or self.sigma or self.quality)
 
     def __call__(self, frames: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         if self.colours:
             frames = gif_palette(frames, self.colours, self.dither, self.spread, self.phase)
         if self.sigma:
             frames = grain(frames, self.sigma, rng)
+        if self.quality:
+            frames = jpeg(frames, self.quality)
         return frames
 
 

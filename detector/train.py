@@ -55,6 +55,7 @@ class TrainConfig(RunConfig):
     resize_p: float = 0.0  # share of pairs downscaled after the decoder (both alike), by 1 to 1.5x
     gif_p: float = 0.0  # share of pairs published through a GIF palette (both alike)
     grain_p: float = 0.0  # share of pairs with noise added after the decoder (both alike)
+    jpeg_p: float = 0.0  # share of pairs (not GIF) re-saved as JPEG at quality 25-90 (both alike)
     exclude_decoder: str = ""  # train without this decoder's fakes
     ckpt_minutes: float = 5.0
     threads: int = 2
@@ -91,9 +92,10 @@ def draw_batch(
     )
     ys, xs = (np.minimum(v, h - win) for v in (ys, xs))
     # After the decoder, what publishing does to a file, one draw per pair for both of its clips:
-    # a GIF palette (its dither is noise, which the decoder's output otherwise lacks) and grain.
-    # Without these, "noisy = real" is learnt and every dithered GIF of a generator passes as real.
-    publish = [Publishing.draw(rng, cfg.gif_p, cfg.grain_p) for _ in range(half)]
+    # a GIF palette (its dither is noise, which the decoder's output otherwise lacks), grain and a
+    # JPEG re-save. Without these, "noisy = real" is learnt and every dithered GIF of a generator
+    # passes as real, and "8-px blocks = decoder" flags real footage compressed twice.
+    publish = [Publishing.draw(rng, cfg.gif_p, cfg.grain_p, cfg.jpeg_p) for _ in range(half)]
     cur, pre = [], []
     for kind in ("real", "fake"):
         for i, ti, y, x, s, f, n, pub in zip(pick, ts, ys, xs, still, flip, win, publish, strict=True):
@@ -114,16 +116,16 @@ def draw_batch(
 
 def published(d: dict[str, np.ndarray], cfg: TrainConfig, seed: int = 0) -> dict[str, np.ndarray]:
     """A copy of split `d` with whole pairs published as in training (`draw_batch`): a GIF palette
-    for cfg.gif_p of them and grain for cfg.grain_p, both clips of a pair alike; so calibration
-    and thresholds see footage as training did. A published clip's H.264 quantiser is no longer
-    what a file would show (a GIF has none), so it becomes NaN."""
+    for cfg.gif_p of them, grain for cfg.grain_p and a JPEG re-save for cfg.jpeg_p, both clips of
+    a pair alike; so calibration and thresholds see footage as training did. A published clip's
+    H.264 quantiser is no longer what a file would show (a GIF or JPEG has none), so it becomes NaN."""
     rng = np.random.default_rng(seed)
     out = {k: v.copy() for k, v in d.items()}
     for i in range(len(out["real"])):
-        pub = Publishing.draw(rng, cfg.gif_p, cfg.grain_p)
+        pub = Publishing.draw(rng, cfg.gif_p, cfg.grain_p, cfg.jpeg_p)
         for kind in ("real", "fake"):
             out[kind][i] = pub(out[kind][i], rng)
-            if (pub.colours or pub.sigma) and f"qp_{kind}" in out:
+            if pub and f"qp_{kind}" in out:
                 out[f"qp_{kind}"][i] = np.nan
     return out
 

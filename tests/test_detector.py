@@ -51,6 +51,11 @@ def test_calibration_is_monotone_and_thresholds_sit_on_the_real_quantiles():
     c = Calibration.fit(real, fake)
     grid = np.linspace(-6, 6, 200)
     assert np.all(np.diff(c.prob(grid)) >= 0) and c.prob(-6) < 0.05 and c.prob(6) > 0.95
+    inner = np.linspace(c.x[0], c.x[-1], 200)[1:-1]  # centred knots: no flat steps, so frames differ
+    assert np.all(np.diff(c.prob(inner)) > 0) and len(set(c.prob(real))) > 0.9 * len(real)
+    from trustframe.detector.metrics import ece
+
+    assert ece(np.r_[np.zeros(500), np.ones(500)], c.prob(np.r_[real, fake])) < 0.03
     assert abs((real >= c.threshold_logit).mean() - 0.01) < 0.005
     assert c.uncertain_logit < c.threshold_logit
     assert c.label(c.threshold_logit) == "likely-ai" and c.label(c.uncertain_logit) == "uncertain"
@@ -101,12 +106,25 @@ def test_publishing_a_pair_forgets_its_quantiser():
     clips = rng.integers(0, 256, (2, n, 2, 16, 16, 3), dtype=np.uint8)  # noise: any palette or grain shows
     d = {"real": clips[0], "fake": clips[1],
          "qp_real": np.full(n, 30.0, np.float32), "qp_fake": np.full(n, 31.0, np.float32)}
-    out = published(d, TrainConfig(gif_p=0.3, grain_p=0.25), seed=0)
-    gone = np.isnan(out["qp_real"])
-    assert np.array_equal(gone, np.isnan(out["qp_fake"])) and 0.3 < gone.mean() < 0.6
+    out = published(d, TrainConfig(gif_p=0.3, grain_p=0.25, jpeg_p=0.3), seed=0)
+    gone = np.isnan(out["qp_real"])  # 1 - 0.7 * 0.75 * 0.7 of the pairs are published
+    assert np.array_equal(gone, np.isnan(out["qp_fake"])) and 0.5 < gone.mean() < 0.75
     changed = (out["real"] != d["real"]).any(axis=(1, 2, 3, 4))
     assert np.array_equal(changed, gone)  # exactly the published pairs
     assert (d["qp_real"] == 30.0).all()  # the split itself is untouched
+
+
+def test_a_jpeg_resave_is_drawn_only_for_files_that_are_not_gifs():
+    from trustframe.detector.data import Publishing, jpeg
+
+    rng = np.random.default_rng(0)
+    draws = [Publishing.draw(rng, gif_p=0.5, grain_p=0.0, jpeg_p=1.0) for _ in range(200)]
+    assert all((d.quality == 0) == bool(d.colours) for d in draws)  # every non-GIF, and no GIF
+    assert {d.quality for d in draws if d.quality} <= set(range(25, 91))
+    assert not Publishing.draw(rng, 0.0, 0.0, 0.0)  # nothing drawn: the clip passes unchanged
+    clip = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    d = next(d for d in draws if d.quality)
+    assert np.array_equal(d(clip, rng), jpeg(clip, d.quality))
 
 
 def test_ece_floor_is_what_a_perfectly_calibrated_score_shows_at_that_size():
