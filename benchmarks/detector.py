@@ -134,10 +134,12 @@ def calibration_rows(det: Detector, test: dict, name: str, train_config: dict) -
     """Calibration where the issue asks for it: the test split (`test`, of data `name`) of the data
     the model was calibrated on (sources neither training nor calibration saw), published as
     training published, overall and per codec bucket."""
+    from dataclasses import fields
+
     from trustframe.detector.train import TrainConfig, published
 
-    publishing = ("gif_p", "grain_p", "jpeg_p", "seed")
-    cfg = TrainConfig(**{k: v for k, v in train_config.items() if k in publishing})
+    # every flag training had (a publishing flag added later needs no change here)
+    cfg = TrainConfig(**{k: v for k, v in train_config.items() if k in {f.name for f in fields(TrainConfig)}})
     d = published(test, cfg, seed=cfg.seed + 1)
     tags = np.r_[d["codec"], d["codec"]]
     labels = np.r_[np.zeros(len(d["real"])), np.ones(len(d["fake"]))]
