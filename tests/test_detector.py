@@ -15,14 +15,14 @@ import torch
 import trustframe
 from trustframe import media
 from trustframe.detector.api import Calibration, heatmap_overlay, load, tile_origins
-from trustframe.detector.data import wallpapers_installed
+from trustframe.detector.data import WALLPAPER_PACKAGES, wallpapers_installed
 from trustframe.detector.model import DETECTOR_SIZES, create_detector
 from trustframe.testing import scene
 
 # The detector's real footage includes Debian's wallpapers; .ci/run installs them.
 needs_wallpapers = pytest.mark.skipif(
     not wallpapers_installed(),
-    reason="needs Debian's wallpapers (apt-get install mate-backgrounds plasma-workspace-wallpapers)",
+    reason=f"needs Debian's wallpapers (apt-get install {WALLPAPER_PACKAGES})",
 )
 
 
@@ -140,12 +140,37 @@ def test_ece_floor_is_what_a_perfectly_calibrated_score_shows_at_that_size():
     assert ece((rng.random(100) < small).astype(float), np.clip(small + 0.3, 0, 1)) > 2 * ece_floor(small)
 
 
+def test_no_source_is_in_two_splits_and_each_held_out_split_has_camera_video_and_animation():
+    from trustframe.detector.data import SPLITS, WALLPAPER_SPLITS, WALLPAPERS, real_sources
+    from trustframe.watermark import data as wd
+
+    held = [n for ns in WALLPAPER_SPLITS.values() for n in ns]
+    assert len(held) == len(set(held)) and set(held) <= {n for ns in WALLPAPERS.values() for n in ns}
+    photos = [SPLITS[s]["photos"] for s in ("calibration", "test")]
+    assert not set(photos[0]) & set(photos[1]) and not set(wd.TRAIN_PHOTOS) & {*photos[0], *photos[1]}
+    for name in {c for s in SPLITS.values() for c in s["clips"]}:  # frame ranges of one clip never overlap
+        n = len(wd.clip(name))
+        used = np.zeros(n, int)
+        for s in SPLITS.values():
+            if name in s["clips"]:
+                a, b = s["clips"][name]
+                used[a:b] += 1
+        assert used.max() == 1, name
+    if wallpapers_installed():
+        for split in ("calibration", "test"):
+            _, clips = real_sources(split)
+            assert len(clips) == 2 and all(len(c) >= 16 for c in clips)  # a camera clip and an animation
+    for split in ("calibration", "test"):
+        assert "bigbuckbunny" in SPLITS[split]["clips"]
+        assert {"bikes", "carphone_pristine"} & set(SPLITS[split]["clips"])
+
+
 def test_a_missing_wallpaper_names_the_debian_packages(tmp_path, monkeypatch):
     from trustframe.detector import data
     from trustframe.errors import ConfigError
 
     monkeypatch.setattr(data, "wallpaper_path", lambda folder, name: tmp_path / f"{name}.jpg")
-    with pytest.raises(ConfigError, match="apt-get install mate-backgrounds plasma-workspace-wallpapers"):
+    with pytest.raises(ConfigError, match=f"apt-get install {WALLPAPER_PACKAGES}$"):
         data.real_sources("test")
 
 

@@ -7,12 +7,12 @@ import torch
 from safetensors.torch import load_file
 
 from trustframe.detector.autoencoders import PatchDiscriminator, create_autoencoder, decoder_of
-from trustframe.detector.data import wallpapers_installed
+from trustframe.detector.data import WALLPAPER_PACKAGES, wallpapers_installed
 from trustframe.detector.train_autoencoder import balance, main
 
 needs_wallpapers = pytest.mark.skipif(
     not wallpapers_installed(),
-    reason="needs Debian's wallpapers (apt-get install mate-backgrounds plasma-workspace-wallpapers)",
+    reason=f"needs Debian's wallpapers (apt-get install {WALLPAPER_PACKAGES})",
 )
 
 
