@@ -133,24 +133,27 @@ def codec_bucket(tag: str) -> str:
     return "H.264 CRF 18-26" if q <= 26 else "H.264 CRF 27-33" if q <= 33 else "H.264 CRF 34-40"
 
 
-def calibration_rows(det: Detector, data: Path, train_config: dict) -> dict:
-    """Calibration where the issue asks for it: the whole test split of `data`, the data the model
-    was calibrated on (footage and renders, as the calibration split; sources neither training nor
-    calibration saw), published as training published, overall, footage alone, and per codec bucket."""
+def calibration_rows(
+    det: Detector, footage: dict, renders: dict | None, name: str, train_config: dict
+) -> dict:
+    """Calibration where the issue asks for it: the whole test split (`footage` and `renders`, as the
+    calibration split has both) of data `name`, the data the model was calibrated on (sources neither
+    training nor calibration saw), published as training published, overall, footage alone, and per
+    codec bucket."""
     from dataclasses import fields
 
-    from trustframe.detector.train import TrainConfig, load_split, published
+    from trustframe.detector.train import TrainConfig, joined, published
 
     # every flag training had (a publishing flag added later needs no change here)
     cfg = TrainConfig(**{k: v for k, v in train_config.items() if k in {f.name for f in fields(TrainConfig)}})
-    d = published(load_split(data, "test"), cfg, seed=cfg.seed + 1)
-    footage = np.arange(len(d["real"])) < len(np.load(data / "test.npz")["decoder"])  # renders follow
+    d = published(joined([footage, *([renders] if renders else [])]), cfg, seed=cfg.seed + 1)
+    is_footage = np.arange(len(d["real"])) < len(footage["real"])  # the renders follow the footage
     tags = np.r_[d["codec"], d["codec"]]
     labels = np.r_[np.zeros(len(d["real"])), np.ones(len(d["fake"]))]
     (lr, pr), (lf, pf) = (scores(det, framed(d[k], d.get(f"qp_{k}"))) for k in ("real", "fake"))
     logits, probs = np.r_[lr, lf], np.r_[pr, pf]
-    f2 = np.r_[footage, footage]
-    out = {f"test split of {data.name}, every codec": summary(labels, logits, probs),
+    f2 = np.r_[is_footage, is_footage]
+    out = {f"test split of {name}, every codec": summary(labels, logits, probs),
            "test split, footage alone (no renders)": summary(labels[f2], logits[f2], probs[f2])}
     buckets = np.array([codec_bucket(t) for t in tags])
     for b in sorted(set(buckets)):
@@ -214,13 +217,12 @@ def dit_rows(det: Detector, n: int) -> dict:
     }
 
 
-def world_rows(det: Detector, data: Path) -> dict:
-    """World renders of held-out specs (graphics no generative model made: the real class) vs the
-    same renders through the decoders, after the data's treatment; and after CRF 28 + resize 0.5."""
-    path = data / "test-world.npz"
-    if not path.is_file():
+def world_rows(det: Detector, d: dict | None) -> dict:
+    """World renders of held-out specs (`d`, the data's test-world split: graphics no generative model
+    made, the real class) vs the same renders through the decoders, after the data's treatment; and
+    after CRF 28 + resize 0.5."""
+    if not d:
         return {}
-    d = dict(np.load(path))
     fn = ATTACKS["CRF 28 + resize 0.5"]
     return {
         "world renders vs their reconstructions, as treated": row(det, d["real"], d["fake"]),
@@ -347,8 +349,8 @@ def speed(det: Detector) -> dict:
     work = Path(tempfile.mkdtemp(prefix="tf-detbench-"))
     os.environ["TRUSTFRAME_HOME"] = str(work / "home")
     s = load_settings()
+    src = SourceSampler("test").clips[0]  # held-out bigbuckbunny frames (its photos load once, not per size)
     for name, (h, w) in {"256p": (256, 456), "720p": (720, 1280)}.items():
-        src = SourceSampler("test").clips[0]
         clip = np.stack([cv2.resize(f, (w, h), interpolation=cv2.INTER_AREA) for f in src[:16]])
         path = media.write(Frames(clip, fps=25.0), work / f"{name}.mp4")
         # as the audit reads a file for the detector: with its H.264 quantiser
@@ -389,6 +391,8 @@ def main() -> None:
     torch.set_num_threads(2)
     det = load(a.preset)
     split = dict(np.load(a.data / "test.npz"))
+    renders_path = a.data / "test-world.npz"
+    renders = dict(np.load(renders_path)) if renders_path.is_file() else None
     near_native = split["scale"] >= 0.75  # the decoder rows apply their own resize
     test = {k: v[near_native] for k, v in split.items()}
     t0 = time.time()
@@ -396,10 +400,10 @@ def main() -> None:
         "command": "python benchmarks/" + " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "model": a.preset,
     }
-    res["calibration"] = calibration_rows(det, a.data, training_flags(det.card))
+    res["calibration"] = calibration_rows(det, split, renders, a.data.name, training_flags(det.card))
     res["decoders"] = decoder_rows(det, test, a.per_decoder)
     res["leave_one_decoder_out"] = lodo_rows(a.lodo, test, a.per_decoder)
-    res["world"] = world_rows(det, a.data)
+    res["world"] = world_rows(det, renders)
     res["dit"] = dit_rows(det, a.dit_clips) if a.dit_clips else {}
     res["shared_dev"] = shared_rows(det)
     res["false_positives"] = fpr_rows(det, a.fpr_clips)

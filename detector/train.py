@@ -61,11 +61,16 @@ class TrainConfig(RunConfig):
     threads: int = 2
 
 
+def joined(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Pairs of several files as one split, in order (the fields they all have)."""
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if all(k in p for p in parts)}
+
+
 def load_split(data: Path, split: str, exclude: str = "") -> dict[str, np.ndarray]:
     """A split's pairs: footage (`{split}.npz`) and, when the data has them, world renders
     (`{split}-world.npz`)."""
-    parts = [dict(np.load(f)) for f in (data / f"{split}.npz", data / f"{split}-world.npz") if f.is_file()]
-    d = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if all(k in p for p in parts)}
+    files = (data / f"{split}.npz", data / f"{split}-world.npz")
+    d = joined([dict(np.load(f)) for f in files if f.is_file()])
     if exclude:
         keep = d["decoder"] != DECODERS.index(exclude)
         d = {k: v[keep] for k, v in d.items()}
