@@ -18,7 +18,8 @@ the two apart is the decoder's trace.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -36,6 +37,7 @@ from trustframe.training import (
     cosine_lr,
     finish_process,
     init_process,
+    native_bf16,
     parse_config,
     set_lr,
 )
@@ -57,6 +59,9 @@ class TrainConfig(RunConfig):
     grain_p: float = 0.0  # share of pairs with noise added after the decoder (both alike)
     jpeg_p: float = 0.0  # share of pairs (not GIF) re-saved as JPEG at quality 25-90 (both alike)
     exclude_decoder: str = ""  # train without this decoder's fakes
+    # bfloat16 autocast where the CPU does bf16 in hardware (`training.native_bf16`): the network's
+    # step in about half the time (weights, loss and calibration stay float32)
+    bf16: bool = field(default_factory=native_bf16)
     ckpt_minutes: float = 5.0
     threads: int = 2
 
@@ -163,7 +168,10 @@ def main(argv: list[str] | None = None) -> dict | None:
     if cfg.init_from:
         raise SystemExit("the detector trains from scratch; continue a run by rerunning it with more "
                          "--minutes")
-    rank, world, rng = init_process(cfg.seed, cfg.threads)
+    # one of the threads draws the next batch (GIF palettes, JPEG, resizes: as long as the network's
+    # step) while the others train on this one: 0.126 s a step on 2 cores against 0.256 with both
+    # training and the drawing in turn
+    rank, world, rng = init_process(cfg.seed, max(1, cfg.threads - 1))
     train = load_split(Path(cfg.data), "train", cfg.exclude_decoder)
 
     net = create_detector(cfg.size)
@@ -177,10 +185,14 @@ def main(argv: list[str] | None = None) -> dict | None:
               f"parameters, from step {run.step}", flush=True)
     net.train()
     losses = []
+    batches = ThreadPoolExecutor(1)
+    ahead = batches.submit(draw_batch, train, cfg, rng)
     while run.running():
         set_lr(opt, cosine_lr(cfg.lr, run.step, run.frac, warmup=100))
-        cur, pre, label = draw_batch(train, cfg, rng)
-        logit = model(cur, pre).mean(dim=(1, 2, 3))
+        cur, pre, label = ahead.result()
+        ahead = batches.submit(draw_batch, train, cfg, rng)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+            logit = model(cur, pre).float().mean(dim=(1, 2, 3))
         loss = F.binary_cross_entropy_with_logits(logit, label)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -195,6 +207,8 @@ def main(argv: list[str] | None = None) -> dict | None:
             print(json.dumps(run.log[-1]), flush=True)
         if rank == 0 and run.checkpoint_due():
             run.save({"model": net, "opt": opt})
+    batches.shutdown(cancel_futures=True)
+    torch.set_num_threads(cfg.threads)  # calibration: every thread scores
     result = None
     if rank == 0:
         run.save({"model": net, "opt": opt})

@@ -26,8 +26,10 @@ needs_wallpapers = pytest.mark.skipif(
 )
 
 
+@pytest.mark.parametrize("bf16", [False, True], ids=["float32", "bf16-autocast"])
 @pytest.mark.parametrize("size", sorted(DETECTOR_SIZES))
-def test_every_size_runs_forward_and_backward_and_every_parameter_learns(size):
+def test_every_size_runs_forward_and_backward_and_every_parameter_learns(size, bf16):
+    """In float32 and under the bfloat16 autocast the trainer uses where the CPU has it."""
     torch.manual_seed(0)
     net = create_detector(size)
     # The head and each residual block's last norm (timm's zero_init_last) start at zero, so at
@@ -38,7 +40,8 @@ def test_every_size_runs_forward_and_backward_and_every_parameter_learns(size):
             torch.nn.init.uniform_(m.weight, 0.5, 1.5)
     st = net.cfg.stride
     x, prev = torch.rand(2, 3, 5 * st, 6 * st) * 2 - 1, torch.rand(2, 3, 5 * st, 6 * st) * 2 - 1
-    out = net(x, prev)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = net(x, prev).float()
     assert out.shape == (2, 1, 5, 6) and torch.isfinite(out).all()
     out.mean().backward()
     for name, p in net.named_parameters():
