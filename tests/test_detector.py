@@ -15,14 +15,14 @@ import torch
 import trustframe
 from trustframe import media
 from trustframe.detector.api import Calibration, heatmap_overlay, load, tile_origins
-from trustframe.detector.data import DEBIAN_PACKAGES, debian_sources_installed
+from trustframe.detector.data import WALLPAPER_PACKAGES, wallpapers_installed
 from trustframe.detector.model import DETECTOR_SIZES, create_detector
 from trustframe.testing import scene
 
 # The detector's real footage includes Debian's wallpapers; .ci/run installs them.
 needs_wallpapers = pytest.mark.skipif(
-    not debian_sources_installed(),
-    reason=f"needs Debian's wallpapers and OpenCV's samples (apt-get install {DEBIAN_PACKAGES})",
+    not wallpapers_installed(),
+    reason=f"needs Debian's wallpapers (apt-get install {WALLPAPER_PACKAGES})",
 )
 
 
@@ -159,7 +159,7 @@ def test_no_source_is_in_two_splits_and_each_held_out_split_has_camera_video_and
                 a, b = s["clips"][name]
                 used[a:b] += 1
         assert used.max() == 1, name
-    if debian_sources_installed():
+    if wallpapers_installed():
         for split in ("calibration", "test"):
             _, clips = real_sources(split)
             assert len(clips) == 2 and all(len(c) >= 16 for c in clips)  # a camera clip and an animation
@@ -173,43 +173,8 @@ def test_a_missing_wallpaper_names_the_debian_packages(tmp_path, monkeypatch):
     from trustframe.errors import ConfigError
 
     monkeypatch.setattr(data, "wallpaper_path", lambda folder, name: tmp_path / f"{name}.jpg")
-    with pytest.raises(ConfigError, match=f"apt-get install {DEBIAN_PACKAGES}$"):
+    with pytest.raises(ConfigError, match=f"apt-get install {WALLPAPER_PACKAGES}$"):
         data.real_sources("test")
-
-
-@pytest.mark.parametrize("missing", ["photo", "clip"])
-def test_a_missing_opencv_sample_names_the_debian_packages(tmp_path, monkeypatch, missing):
-    from trustframe.detector import data
-    from trustframe.errors import ConfigError
-
-    gone = data.OPENCV_PHOTOS[0] if missing == "photo" else data.OPENCV_CLIPS[0]
-    for name in data.OPENCV_PHOTOS + data.OPENCV_CLIPS:  # the samples, one of them gone
-        if name != gone:
-            (tmp_path / name).symlink_to(data.OPENCV_DATA / name)
-    monkeypatch.setattr(data, "OPENCV_DATA", tmp_path)
-    with pytest.raises(ConfigError, match=f"{gone}: not found.*apt-get install {DEBIAN_PACKAGES}$"):
-        data.opencv_samples()
-
-
-def test_opencv_samples_train_the_detector_but_not_the_autoencoders_nor_calibrate_or_test(monkeypatch):
-    from trustframe.detector import data
-
-    photos, clips = data.opencv_samples()
-    assert len(photos) == len(data.OPENCV_PHOTOS) and len(clips) == len(data.OPENCV_CLIPS)
-    assert all(p.ndim == 3 and p.shape[2] == 3 and p.dtype == np.uint8 for p in photos)
-    assert [c.shape[1:] for c in clips] == [(576, 768, 3), (240, 320, 3)] and min(map(len, clips)) >= 60
-
-    # which splits take them (the wallpapers, loaded the same way for every split, left out here)
-    monkeypatch.setattr(data, "opencv_samples", lambda: (photos, clips))
-    monkeypatch.setattr(data, "wallpapers", lambda names: [])
-
-    def count(split, **kw):
-        p, c = data.real_sources(split, **kw)
-        return sum(any(x is y for y in photos) for x in p), sum(any(x is y for y in clips) for x in c)
-
-    assert count("train") == (len(photos), len(clips))
-    assert count("train", opencv=False) == (0, 0)
-    assert count("calibration") == count("test") == (0, 0)
 
 
 def test_tiles_cover_the_frame_on_the_patch_grid():

@@ -7,12 +7,12 @@ import torch
 from safetensors.torch import load_file
 
 from trustframe.detector.autoencoders import PatchDiscriminator, create_autoencoder, decoder_of
-from trustframe.detector.data import DEBIAN_PACKAGES, debian_sources_installed
+from trustframe.detector.data import WALLPAPER_PACKAGES, wallpapers_installed
 from trustframe.detector.train_autoencoder import balance, main
 
 needs_wallpapers = pytest.mark.skipif(
-    not debian_sources_installed(),
-    reason=f"needs Debian's wallpapers and OpenCV's samples (apt-get install {DEBIAN_PACKAGES})",
+    not wallpapers_installed(),
+    reason=f"needs Debian's wallpapers (apt-get install {WALLPAPER_PACKAGES})",
 )
 
 
