@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 DECODERS = ("sd2d-f8", "tconv2d-f8", "causal3d-f8t4", "tfvae-f4c8")
-TRAINED_HERE = ("sd2d-f8", "tconv2d-f8", "causal3d-f8t4", "sd2d-f4", "ps2d-f4")
+TRAINED_HERE = ("sd2d-f8", "tconv2d-f8", "causal3d-f8t4")
 
 
 class _Res2d(nn.Module):
@@ -41,24 +41,22 @@ class _Res2d(nn.Module):
 
 
 class FrameAutoencoder(nn.Module):
-    """A 2D autoencoder applied frame by frame: 2 ** `levels` spatial compression, `latent` channels.
+    """A 2D autoencoder applied frame by frame: 8x spatial compression, `latent` channels.
 
     `upsample` is "nearest" (x2 nearest then 3x3 conv, as Stable Diffusion's decoder) or
     "tconv" (4x4 stride-2 transposed conv).
     """
 
-    def __init__(
-        self, upsample: str, width: int = 32, latent: int = 16, levels: int = 3, shuffle_out: bool = False
-    ):
+    def __init__(self, upsample: str, width: int = 32, latent: int = 16):
         super().__init__()
-        w = (width, 2 * width, 2 * width, 4 * width)[: levels + 1]
+        w = (width, 2 * width, 2 * width, 4 * width)
         enc: list[nn.Module] = [nn.Conv2d(3, w[0], 3, padding=1)]
-        for i in range(levels):
+        for i in range(3):
             enc += [_Res2d(w[i]), nn.Conv2d(w[i], w[i + 1], 3, stride=2, padding=1)]
-        enc += [_Res2d(w[-1]), nn.GroupNorm(8, w[-1]), nn.SiLU(), nn.Conv2d(w[-1], latent, 3, padding=1)]
+        enc += [_Res2d(w[3]), nn.GroupNorm(8, w[3]), nn.SiLU(), nn.Conv2d(w[3], latent, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
-        dec: list[nn.Module] = [nn.Conv2d(latent, w[-1], 3, padding=1), _Res2d(w[-1])]
-        for i in range(levels, 0, -1):
+        dec: list[nn.Module] = [nn.Conv2d(latent, w[3], 3, padding=1), _Res2d(w[3])]
+        for i in (3, 2, 1):
             if upsample == "nearest":
                 dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w[i], w[i - 1], 3, padding=1)]
             elif upsample == "tconv":
@@ -66,11 +64,7 @@ class FrameAutoencoder(nn.Module):
             else:
                 raise ValueError(f"upsample must be 'nearest' or 'tconv', got {upsample!r}")
             dec.append(_Res2d(w[i - 1]))
-        if shuffle_out:  # the last x2 as the generator's VAE does it: 12 channels, pixel shuffle
-            dec = dec[:-3] + [nn.GroupNorm(8, w[1]), nn.SiLU(), nn.Conv2d(w[1], 12, 3, padding=1),
-                              nn.PixelShuffle(2)]
-        else:
-            dec += [nn.GroupNorm(8, w[0]), nn.SiLU(), nn.Conv2d(w[0], 3, 3, padding=1)]
+        dec += [nn.GroupNorm(8, w[0]), nn.SiLU(), nn.Conv2d(w[0], 3, 3, padding=1)]
         self.decoder = nn.Sequential(*dec)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, 3, T, H, W) -> same
@@ -118,10 +112,6 @@ def decoder_of(model: nn.Module) -> nn.Module:
 def create_autoencoder(name: str) -> nn.Module:
     if name == "sd2d-f8":
         return FrameAutoencoder("nearest")
-    if name == "ps2d-f4":
-        return FrameAutoencoder("nearest", latent=4, levels=2, shuffle_out=True)
-    if name == "sd2d-f4":
-        return FrameAutoencoder("nearest", latent=4, levels=2)
     if name == "tconv2d-f8":
         return FrameAutoencoder("tconv")
     if name == "causal3d-f8t4":
