@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from trustframe.training import native_bf16
+
 DECODERS = ("sd2d-f8", "tconv2d-f8", "causal3d-f8t4", "tfvae-f4c8")
 TRAINED_HERE = ("sd2d-f8", "tconv2d-f8", "causal3d-f8t4")
 
@@ -137,7 +139,12 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 
 @torch.no_grad()
 def reconstruct(model: nn.Module, clip: np.ndarray) -> np.ndarray:
-    """uint8 (T, H, W, 3) -> its reconstruction, uint8, same shape (H, W padded to 8 inside)."""
+    """uint8 (T, H, W, 3) -> its reconstruction, uint8, same shape (H, W padded to 8 inside).
+
+    Under bfloat16 autocast where the CPU does bf16 in hardware (`training.native_bf16`), as
+    deployed generators decode in half precision: 3-10x faster than float32 here, and 52-53 dB from
+    the float32 reconstruction (a third of the pixels one level off), far below what a codec changes.
+    """
     t, h, w, _ = clip.shape
     x = torch.from_numpy(clip).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]  # (1, 3, T, H, W)
     ph, pw = -h % 8, -w % 8
@@ -145,5 +152,6 @@ def reconstruct(model: nn.Module, clip: np.ndarray) -> np.ndarray:
         x = F.pad(x.reshape(1, 3 * t, h, w), (0, pw, 0, ph), mode="replicate").reshape(
             1, 3, t, h + ph, w + pw
         )
-    y = model(x)[:, :, :t, :h, :w]
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=native_bf16()):
+        y = model(x)[:, :, :t, :h, :w].float()
     return ((y[0].permute(1, 2, 3, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()

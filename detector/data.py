@@ -61,7 +61,7 @@ from trustframe.detector.autoencoders import (
     load_shipped_vae,
     reconstruct,
 )
-from trustframe.training import load_weights
+from trustframe.training import load_weights, native_bf16
 
 FRAMES = 5  # 1 + 4: one period of a 4x temporal VAE after its first frame
 STORE_PX = 96  # stored clips; training crops are smaller
@@ -627,6 +627,7 @@ def main(argv: list[str] | None = None) -> None:
                 "command": "python -m trustframe.detector.data "
                 + " ".join(argv if argv is not None else __import__("sys").argv[1:]),
                 "decoders": list(DECODERS),
+                "decoded_in": "bfloat16" if native_bf16() else "float32",  # autoencoders.reconstruct
                 "autoencoders": records,
                 "autoencoders_folder": str(a.autoencoders or "shipped"),
                 "min_scale": a.min_scale,

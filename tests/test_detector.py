@@ -204,6 +204,24 @@ def reconstruction() -> np.ndarray:
     return fake
 
 
+def test_reconstruction_under_bf16_autocast_stays_within_a_level_of_float32(monkeypatch):
+    """The data's fakes are decoded under bf16 autocast where the CPU has it in hardware; that must
+    not be a trace of its own: the same clip through a shipped decoder, both ways, agrees to within
+    one level on average, far below what any codec of the treatment changes."""
+    from trustframe.detector import autoencoders
+    from trustframe.detector.data import load_decoders
+
+    sd2d = load_decoders()[0]
+    clip = real_clip()[:5, :64, :64]
+    out = {}
+    for native in (False, True):
+        monkeypatch.setattr(autoencoders, "native_bf16", lambda v=native: v)
+        out[native] = autoencoders.reconstruct(sd2d, clip).astype(np.int16)
+    diff = np.abs(out[True] - out[False])
+    assert out[True].shape == clip.shape
+    assert 0 < diff.mean() < 0.5 and diff.max() <= 4, (diff.mean(), diff.max())
+
+
 @pytest.mark.slow
 def test_the_shipped_preset_tells_a_camera_clip_from_its_decoder_reconstruction(reconstruction):
     det = load()
