@@ -2,7 +2,7 @@
 
 A real clip passed through encode -> decode (no denoising) differs from the original only by the
 decoder's trace, which is what latent generators leave in every frame they output (Rajan et al.,
-ICLR 2025; Corvi et al. 2025). We train four small ones on natural images, built the way the
+ICLR 2025; Corvi et al. 2025). We train three small ones on natural images, built the way the
 field's generators decode, and add the generator's own shipped `tfvae-f4c8`:
 
 - `sd2d-f8`: an SD-style 2D VAE, 8x spatial compression, three nearest x2 upsamplings + conv
@@ -10,11 +10,9 @@ field's generators decode, and add the generator's own shipped `tfvae-f4c8`:
 - `tconv2d-f8`: 8x, three 4x4 stride-2 transposed convolutions (GAN- and older-VAE-style);
 - `causal3d-f8t4`: a causal 3D VAE, 4x time and 8x8 space (CogVideoX, Wan, Hunyuan style), the
   generator's own `VideoVAE` architecture at another size;
-- `sd2d-f4`: the SD-style 2D VAE at 4x, two nearest x2 upsamplings + conv, 4 latent channels
-  (latent diffusion's KL-f4), so that an 8x decoder's period is not the only one the detector meets;
 - `tfvae-f4c8`: the generator's shipped VAE (pixel-unshuffle 2x, then 2x nearest + conv).
 
-The four trained here ship as weights (`detector/weights/<name>.*`), made by
+The three trained here ship as weights (`detector/weights/<name>.*`), made by
 `python -m trustframe.detector.train_autoencoder --recipe <name>`: L1 first, then the decoder
 against a `PatchDiscriminator`.
 
@@ -30,9 +28,8 @@ import torch.nn.functional as F
 
 from trustframe.training import native_bf16
 
-# appended in the order they joined, so that a pair's stored `decoder` index keeps its meaning
-DECODERS = ("sd2d-f8", "tconv2d-f8", "causal3d-f8t4", "tfvae-f4c8", "sd2d-f4")
-TRAINED_HERE = ("sd2d-f8", "tconv2d-f8", "causal3d-f8t4", "sd2d-f4")
+DECODERS = ("sd2d-f8", "tconv2d-f8", "causal3d-f8t4", "tfvae-f4c8")
+TRAINED_HERE = ("sd2d-f8", "tconv2d-f8", "causal3d-f8t4")
 
 
 class _Res2d(nn.Module):
@@ -46,22 +43,22 @@ class _Res2d(nn.Module):
 
 
 class FrameAutoencoder(nn.Module):
-    """A 2D autoencoder applied frame by frame: 2 ** `levels` spatial compression, `latent` channels.
+    """A 2D autoencoder applied frame by frame: 8x spatial compression, `latent` channels.
 
     `upsample` is "nearest" (x2 nearest then 3x3 conv, as Stable Diffusion's decoder) or
     "tconv" (4x4 stride-2 transposed conv).
     """
 
-    def __init__(self, upsample: str, width: int = 32, latent: int = 16, levels: int = 3):
+    def __init__(self, upsample: str, width: int = 32, latent: int = 16):
         super().__init__()
-        w = (width, 2 * width, 2 * width, 4 * width)[: levels + 1]
+        w = (width, 2 * width, 2 * width, 4 * width)
         enc: list[nn.Module] = [nn.Conv2d(3, w[0], 3, padding=1)]
-        for i in range(levels):
+        for i in range(3):
             enc += [_Res2d(w[i]), nn.Conv2d(w[i], w[i + 1], 3, stride=2, padding=1)]
-        enc += [_Res2d(w[-1]), nn.GroupNorm(8, w[-1]), nn.SiLU(), nn.Conv2d(w[-1], latent, 3, padding=1)]
+        enc += [_Res2d(w[3]), nn.GroupNorm(8, w[3]), nn.SiLU(), nn.Conv2d(w[3], latent, 3, padding=1)]
         self.encoder = nn.Sequential(*enc)
-        dec: list[nn.Module] = [nn.Conv2d(latent, w[-1], 3, padding=1), _Res2d(w[-1])]
-        for i in range(levels, 0, -1):
+        dec: list[nn.Module] = [nn.Conv2d(latent, w[3], 3, padding=1), _Res2d(w[3])]
+        for i in (3, 2, 1):
             if upsample == "nearest":
                 dec += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(w[i], w[i - 1], 3, padding=1)]
             elif upsample == "tconv":
@@ -117,8 +114,6 @@ def decoder_of(model: nn.Module) -> nn.Module:
 def create_autoencoder(name: str) -> nn.Module:
     if name == "sd2d-f8":
         return FrameAutoencoder("nearest")
-    if name == "sd2d-f4":
-        return FrameAutoencoder("nearest", latent=4, levels=2)
     if name == "tconv2d-f8":
         return FrameAutoencoder("tconv")
     if name == "causal3d-f8t4":

@@ -13,7 +13,7 @@ turned into video by a simulated camera (pan, zoom, hand-held shake, sensor nois
 real here: no generative model made it, and a detector that calls every flat graphic AI is no
 use to a moderator. So are the generator's procedural world renders (`WorldSampler`: flat colours
 and shapes in motion), stored apart as `{split}-world.npz`, a quarter as many pairs as the footage.
-Fake: the same clips through an autoencoder (`autoencoders.DECODERS`), encode -> decode: the four
+Fake: the same clips through an autoencoder (`autoencoders.DECODERS`), encode -> decode: the three
 trained for this, which ship as weights (`python -m trustframe.detector.train_autoencoder --recipe
 NAME`; `--autoencoders DIR` takes others), and the generator's VAE.
 
@@ -604,7 +604,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--min-scale must be in 0.1-1, got {a.min_scale}")
     if not 0 <= a.world_share <= 1:
         raise SystemExit(f"--world-share must be in 0-1, got {a.world_share}")
-    records = {n: {"command": c.command,
+    records = {n: {"command": c.card.get("command", ""),
                    **{k: v for k, v in c.card.get("metrics", {}).items() if k != "history_tail"}}
                for n, c in decoder_checkpoints(a.autoencoders).items()}
     a.out.mkdir(parents=True, exist_ok=True)

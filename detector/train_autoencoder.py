@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> dict | None:
         raise SystemExit(f"--adversarial must be >= 0, got {cfg.adversarial}")
     _, world, rng = init_process(cfg.seed, cfg.threads)
     if world > 1:
-        raise SystemExit("the autoencoders train in one process each (run several side by side)")
+        raise SystemExit("the autoencoders train in one process each (run the three side by side)")
     frames = training_frames(cfg.name)
     draw = training_clips(SourceSampler("train"), px=cfg.px, frames=frames)
 

@@ -35,16 +35,6 @@ def test_the_adversarial_stage_trains_the_decoder_alone_and_keeps_its_critic(tmp
     assert set(second["metrics"]["psnr_db_heldout_by_px"]) == {"64", "128", "192"}
 
 
-@pytest.mark.parametrize(("name", "factor", "latent"),
-                         [("sd2d-f8", 8, 16), ("tconv2d-f8", 8, 16), ("sd2d-f4", 4, 4)])
-def test_each_2d_autoencoder_compresses_as_its_name_says_and_returns_the_input_shape(name, factor, latent):
-    ae = create_autoencoder(name)
-    x = torch.rand(1, 3, 2, 32, 48) * 2 - 1
-    z = ae.encoder(x[:, :, 0])
-    assert z.shape == (1, latent, 32 // factor, 48 // factor)
-    assert ae(x).shape == x.shape
-
-
 def test_the_balance_equalises_the_two_gradients_at_the_last_layer():
     torch.manual_seed(0)
     ae = create_autoencoder("tconv2d-f8")
