@@ -604,7 +604,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--min-scale must be in 0.1-1, got {a.min_scale}")
     if not 0 <= a.world_share <= 1:
         raise SystemExit(f"--world-share must be in 0-1, got {a.world_share}")
-    records = {n: {"command": c.card.get("command", ""),
+    records = {n: {"command": c.command,
                    **{k: v for k, v in c.card.get("metrics", {}).items() if k != "history_tail"}}
                for n, c in decoder_checkpoints(a.autoencoders).items()}
     a.out.mkdir(parents=True, exist_ok=True)

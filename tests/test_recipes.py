@@ -233,6 +233,7 @@ def test_a_recipe_rebuilds_the_shipped_network_at_a_tiny_scale(name, tmp_path, m
                                                               if w.endswith("-text") else {})}
         loaded = load_weights(component, str(tmp_path / "weights" / f"{w}.safetensors"))  # loads as shipped
         assert loaded.card["name"] == w and card["recipe"]["name"] == name
+        assert loaded.command == card["recipe"]["command"]  # what a data record cites for these weights
         assert not {"command", "log", "train_config", "final"} & set(card)  # flat, like the shipped ones
         if w.endswith("-text"):  # its Chinese rows too: the shipped Chinese words, after English ones
             vocab, shipped_vocab = card["config"]["vocab"], shipped.card["config"]["vocab"]

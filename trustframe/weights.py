@@ -27,6 +27,13 @@ class Checkpoint:
         """SHA-256 of the card file's bytes (the generator's manifest cites it)."""
         return hashlib.sha256(self.path.with_suffix(".json").read_bytes()).hexdigest()
 
+    @property
+    def command(self) -> str:
+        """The command that makes these weights: a recipe's (a card the recipe exported keeps it under
+        `recipe`), else the training run's own; "" when the card names neither."""
+        recipe = self.card.get("recipe")
+        return (recipe.get("command") if isinstance(recipe, dict) else "") or self.card.get("command", "")
+
 
 def weights_dir(component: str) -> Path:
     """`trustframe.<component>`'s shipped weights folder."""
