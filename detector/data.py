@@ -517,24 +517,27 @@ def decoder_checkpoints(folder: Path | None = None) -> dict:
     """{name: Checkpoint} of the autoencoders trained for the fakes (`autoencoders.TRAINED_HERE`):
     the shipped ones (`python -m trustframe.detector.train_autoencoder --recipe NAME`), or
     `folder/NAME.safetensors` + card."""
-    return {
-        n: load_weights("detector", str(folder / f"{n}.safetensors") if folder else n) for n in TRAINED_HERE
-    }
+    return {n: decoder_checkpoint(n, folder) for n in TRAINED_HERE}
+
+
+def decoder_checkpoint(name: str, folder: Path | None = None):
+    """One autoencoder of TRAINED_HERE: shipped, or `folder/NAME.safetensors` + card."""
+    return load_weights("detector", str(folder / f"{name}.safetensors") if folder else name)
+
+
+def load_decoder(name: str, folder: Path | None = None):
+    """One model of DECODERS, ready to reconstruct: a trained one (shipped, or `folder/NAME.safetensors`)
+    or the generator's shipped VAE."""
+    if name == "tfvae-f4c8":
+        return load_shipped_vae()
+    m = create_autoencoder(name)
+    m.load_state_dict(decoder_checkpoint(name, folder).state_dict)
+    return m.eval()
 
 
 def load_decoders(folder: Path | None = None) -> list:
-    """The models of DECODERS, in order: the trained ones (`decoder_checkpoints`) and the
-    generator's shipped VAE."""
-    trained = decoder_checkpoints(folder)
-    models = []
-    for name in DECODERS:
-        if name == "tfvae-f4c8":
-            models.append(load_shipped_vae())
-            continue
-        m = create_autoencoder(name)
-        m.load_state_dict(trained[name].state_dict)
-        models.append(m.eval())
-    return models
+    """The models of DECODERS, in order (`load_decoder`)."""
+    return [load_decoder(name, folder) for name in DECODERS]
 
 
 def _build_chunk(args: tuple[str, str, int, int, Path | None, int, float]) -> dict[str, np.ndarray]:

@@ -209,11 +209,9 @@ def test_reconstruction_under_bf16_autocast_stays_within_a_level_of_float32(monk
     not be a trace of its own: the same clip through a shipped decoder, both ways, agrees to within
     one level on average, far below what any codec of the treatment changes."""
     from trustframe.detector import autoencoders
-    from trustframe.training import load_weights
+    from trustframe.detector.data import load_decoder
 
-    sd2d = autoencoders.create_autoencoder("sd2d-f8")
-    sd2d.load_state_dict(load_weights("detector", "sd2d-f8").state_dict)
-    sd2d.eval()
+    sd2d = load_decoder("sd2d-f8")
     clip = real_clip()[:5, :64, :64]
     out = {}
     for native in (False, True):
