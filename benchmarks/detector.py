@@ -165,17 +165,24 @@ def calibration_rows(
     return out
 
 
-def attacked_rows(det: Detector, real: list, fake: list, name: str) -> dict:
-    """Rows `name / attack` for every attack of ATTACKS: `real` and `fake` as their files were read
-    (Frames, with their quantiser where one was read, or pixels) for "clean", their pixels after
-    each other attack."""
+def attacked(real: list, fake: list) -> dict[str, tuple[list, list]]:
+    """{attack: (real, fake)} for every attack of ATTACKS: the clips as their files were read (Frames,
+    with their quantiser where one was read, or pixels) for "clean", their pixels after each other."""
     out = {}
     for attack, fn in ATTACKS.items():
         if attack == "clean":
-            r, f = real, fake
+            out[attack] = (real, fake)
         else:
-            r, f = ([fn(c.data if isinstance(c, Frames) else c) for c in clips] for clips in (real, fake))
-        out[f"{name} / {attack}"] = row(det, r, f)
+            out[attack] = tuple([fn(c.data if isinstance(c, Frames) else c) for c in clips]
+                                for clips in (real, fake))
+    return out
+
+
+def attacked_rows(det: Detector, sets: dict[str, tuple[list, list]], name: str) -> dict:
+    """Rows `name / attack` of `attacked(...)`'s sets."""
+    out = {}
+    for attack, (real, fake) in sets.items():
+        out[f"{name} / {attack}"] = row(det, real, fake)
         print(name, attack, out[f"{name} / {attack}"], flush=True)
     return out
 
@@ -188,27 +195,30 @@ def held_out_pairs(test: dict, decoder: int, per: int) -> tuple[list[Frames], li
     return real, fake
 
 
-def decoder_rows(det: Detector, test: dict, per: int) -> dict:
-    out = {}
+def lodo_detector(lodo: Path, name: str) -> Detector | None:
+    """The model `python -m trustframe.detector.train --exclude-decoder NAME --name lodo-NAME` left in
+    `lodo`, or None."""
+    card = lodo / f"lodo-{name}" / f"lodo-{name}.json"
+    state = lodo / f"lodo-{name}" / "state.pt"
+    if not card.is_file() or not state.is_file():
+        return None
+    import torch
+
+    return detector_from_checkpoint(
+        torch.load(state, weights_only=True)["model"], json.loads(card.read_text()), f"lodo-{name}"
+    )
+
+
+def decoder_rows(det: Detector, test: dict, per: int, lodo: Path) -> tuple[dict, dict]:
+    """Each decoder's held-out pairs under every attack (encoded once), scored by `det` and by the
+    model trained without that decoder (leave-one-decoder-out; skipped when `lodo` lacks it)."""
+    seen, left_out = {}, {}
     for k, name in enumerate(DECODERS):
-        out.update(attacked_rows(det, *held_out_pairs(test, k, per), name))
-    return out
-
-
-def lodo_rows(lodo: Path, test: dict, per: int) -> dict:
-    out = {}
-    for k, name in enumerate(DECODERS):
-        card = lodo / f"lodo-{name}" / f"lodo-{name}.json"
-        state = lodo / f"lodo-{name}" / "state.pt"
-        if not card.is_file() or not state.is_file():
-            continue
-        import torch
-
-        det = detector_from_checkpoint(
-            torch.load(state, weights_only=True)["model"], json.loads(card.read_text()), f"lodo-{name}"
-        )
-        out.update(attacked_rows(det, *held_out_pairs(test, k, per), f"without {name}, tested on {name}"))
-    return out
+        sets = attacked(*held_out_pairs(test, k, per))
+        seen.update(attacked_rows(det, sets, name))
+        if (without := lodo_detector(lodo, name)) is not None:
+            left_out.update(attacked_rows(without, sets, f"without {name}, tested on {name}"))
+    return seen, left_out
 
 
 def dit_rows(det: Detector, n: int) -> dict:
@@ -223,7 +233,7 @@ def dit_rows(det: Detector, n: int) -> dict:
         spec = world.sample_spec(rng, frames=16, height=64, width=64, split="heldout", multi_shot_p=0.0)
         renders.append(world.render(spec))
         samples.append(g.decode(g.sample(caption(spec, rng), seed=i)))
-    return attacked_rows(det, renders, samples, "DiT samples vs world renders (64x64)")
+    return attacked_rows(det, attacked(renders, samples), "DiT samples vs world renders (64x64)")
 
 
 def world_rows(det: Detector, d: dict | None) -> dict:
@@ -249,7 +259,7 @@ def shared_rows(det: Detector) -> dict:
         return [Frames(f.data[:16], f.fps, meta=f.meta) for f in read]
 
     fa, fr = clips(ai), clips(real)
-    out = attacked_rows(det, fr, fa, "ai-video-dev vs real-video-dev")
+    out = attacked_rows(det, attacked(fr, fa), "ai-video-dev vs real-video-dev")
     # Some of AnimateDiff's GIFs were published with an ordered dither: a fixed 8-px crosshatch
     # that has nothing to do with the generator. Reported apart so that catching it is not taken
     # for catching the generator.
@@ -406,8 +416,7 @@ def main() -> None:
         "model": a.preset,
     }
     res["calibration"] = calibration_rows(det, split, renders, a.data.name, training_flags(det.card))
-    res["decoders"] = decoder_rows(det, test, a.per_decoder)
-    res["leave_one_decoder_out"] = lodo_rows(a.lodo, test, a.per_decoder)
+    res["decoders"], res["leave_one_decoder_out"] = decoder_rows(det, test, a.per_decoder, a.lodo)
     res["world"] = world_rows(det, renders)
     res["dit"] = dit_rows(det, a.dit_clips) if a.dit_clips else {}
     res["shared_dev"] = shared_rows(det)
