@@ -249,6 +249,9 @@ def test_serves_under_uvicorn(home, spool):
             assert http.get("/openapi.json").json()["info"]["title"] == "TrustFrame"
             v = http.post("/v1/audit", files={"file": ("served.png", png.read_bytes())}).json()
             assert v["label"] == "ai-generated"
+            # the server's own pool runs the detector: the HTTP verdict carries its score
+            assert v["detector"]["model"] == "tfdet-s" and 0.0 <= v["detector"]["score"] <= 1.0
+            assert v["detector"]["label"] in ("likely-ai", "uncertain", "likely-real")
             r = http.post("/v1/audit", files={"file": ("big.png", b"\x89PNG" + b"x" * 300_000)})
             assert_problem(r, 413)
     finally:
