@@ -399,7 +399,7 @@ def main() -> None:
     ap.add_argument("--lodo", type=Path, default=Path("runs"))
     ap.add_argument("--per-decoder", type=int, default=75)
     ap.add_argument("--dit-clips", type=int, default=48)
-    ap.add_argument("--fpr-clips", type=int, default=60)
+    ap.add_argument("--fpr-clips", type=int, default=200)
     a = ap.parse_args()
     import torch
 
