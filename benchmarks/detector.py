@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from trustframe import media
-from trustframe.detector.api import Detector, detector_from_checkpoint, load, to_tensor
+from trustframe.detector.api import Detector, load, to_tensor
 from trustframe.detector.autoencoders import DECODERS
 from trustframe.detector.data import (
     SPLITS,
@@ -197,16 +197,11 @@ def held_out_pairs(test: dict, decoder: int, per: int) -> tuple[list[Frames], li
 
 def lodo_detector(lodo: Path, name: str) -> Detector | None:
     """The model `python -m trustframe.detector.train --exclude-decoder NAME --name lodo-NAME` left in
-    `lodo`, or None."""
-    card = lodo / f"lodo-{name}" / f"lodo-{name}.json"
-    state = lodo / f"lodo-{name}" / "state.pt"
-    if not card.is_file() or not state.is_file():
+    `lodo` (its weights and card, as `load` reads any run's), or None."""
+    weights = lodo / f"lodo-{name}" / f"lodo-{name}.safetensors"
+    if not weights.is_file() or not weights.with_suffix(".json").is_file():
         return None
-    import torch
-
-    return detector_from_checkpoint(
-        torch.load(state, weights_only=True)["model"], json.loads(card.read_text()), f"lodo-{name}"
-    )
+    return load(str(weights))
 
 
 def decoder_rows(det: Detector, test: dict, per: int, lodo: Path) -> tuple[dict, dict]:
